@@ -1,0 +1,1 @@
+"""Database access: engine factory, schema models, error translation, migrations."""
