@@ -1,0 +1,200 @@
+"""RunQueue: runs are rows; workers claim them under a lease, heartbeat, finish, hand back.
+
+PostgreSQL: each operation is one statement (``FOR UPDATE SKIP LOCKED`` claim, NOTIFY at
+commit). SQLite: one writer at a time, so a claim is a short ``BEGIN IMMEDIATE`` transaction,
+serialized in-process by a lock. Lease times always come from the database clock. Every
+write on a claimed run is fenced on the worker id: zero rows means the lease was lost, which
+raises `LeaseLostError` and the caller must write nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db.engine import begin_immediate, is_sqlite
+from app.db.errors import wrap_db_errors
+from app.errors import LeaseLostError
+from app.queue import sql
+from app.queue.records import ClaimedRun, RunId, RunStatus, WorkerId
+from app.queue.wakeup import wake_local_workers
+
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "ReapedRun", "RunQueue"]
+
+#: A run whose worker vanished this many times is given up (run and thread failed).
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReapedRun:
+    """A run whose lease expired: requeued (``queued``) or given up (``failed``)."""
+
+    id: RunId
+    thread_id: str
+    status: RunStatus
+
+
+def _lease_modifier(seconds: float) -> str:
+    return f"+{float(seconds):.3f} seconds"
+
+
+class RunQueue:
+    """The run queue over one database. Cheap to build; holds no connection."""
+
+    def __init__(self, engine: AsyncEngine, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.engine = engine
+        self.max_attempts = max_attempts
+        self.sqlite = is_sqlite(engine)
+        # SQLite has one writer: claims of this process queue here instead of spinning on
+        # SQLITE_BUSY inside the driver.
+        self._claim_lock = asyncio.Lock()
+
+    # -- producers ------------------------------------------------------------------------
+
+    async def enqueue(self, conn: AsyncConnection, thread_id: str) -> RunId:
+        """Queue a run of ``thread_id`` inside the caller's transaction; returns its id.
+
+        A thread has at most one active run: when one is already queued, that one is reused;
+        when one is running, it is flagged to run again when it finishes (``rerun``).
+        Workers are woken when the transaction commits (NOTIFY on PostgreSQL).
+        """
+        with wrap_db_errors():
+            if self.sqlite:
+                run_id = (await conn.execute(sql.SQLITE_ENQUEUE, {"thread_id": thread_id})).one()
+                wake_local_workers()
+            else:
+                run_id = (await conn.execute(sql.PG_ENQUEUE, {"thread_id": thread_id})).one()
+        return RunId(int(run_id[0]))
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, lease_seconds: float) -> ClaimedRun | None:
+        """Claim the oldest queued run for ``worker_id`` for ``lease_seconds``; one commit.
+
+        Returns None when nothing is queued. Raises UnavailableError when the database is down.
+        """
+        with wrap_db_errors():
+            if self.sqlite:
+                async with self._claim_lock:
+                    return await self._claim_sqlite(WorkerId(worker_id), lease_seconds)
+            async with self.engine.begin() as conn:
+                params = {"worker_id": worker_id, "lease_seconds": float(lease_seconds)}
+                row = (await conn.execute(sql.PG_CLAIM, params)).mappings().first()
+                if row is None:
+                    return None
+                return self._claimed(WorkerId(worker_id), row, row["answers"])
+
+    async def _claim_sqlite(self, worker_id: WorkerId, lease_seconds: float) -> ClaimedRun | None:
+        async with begin_immediate(self.engine) as conn:
+            params = {"worker_id": worker_id, "lease_modifier": _lease_modifier(lease_seconds)}
+            run = (await conn.execute(sql.SQLITE_CLAIM_RUN, params)).mappings().first()
+            if run is None:
+                return None
+            thread_id = {"thread_id": run["thread_id"]}
+            thread = (await conn.execute(sql.SQLITE_CLAIM_THREAD, thread_id)).mappings().one()
+            answers = (await conn.execute(sql.SQLITE_UNDELIVERED_ANSWERS, thread_id)).all()
+            return self._claimed(worker_id, {**run, **thread}, dict(answers))
+
+    @staticmethod
+    def _claimed(worker_id: WorkerId, row: Any, answers: Any) -> ClaimedRun:
+        return ClaimedRun(
+            id=RunId(int(row["id"])),
+            thread_id=row["thread_id"],
+            worker_id=worker_id,
+            attempts=int(row["attempts"]),
+            graph=row["graph"],
+            tenant=row["tenant"],
+            thread_status=row["status"],
+            input=row["input"],
+            started=bool(row["started"]),
+            answers=dict(answers or {}),
+        )
+
+    async def heartbeat(self, run: ClaimedRun, lease_seconds: float) -> None:
+        """Extend ``run``'s lease; `LeaseLostError` when this worker no longer holds it."""
+        held = await self.heartbeat_many(run.worker_id, [run.id], lease_seconds)
+        if run.id not in held:
+            raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
+
+    async def heartbeat_many(
+        self, worker_id: str, run_ids: Collection[int], lease_seconds: float
+    ) -> frozenset[RunId]:
+        """Extend the leases of ``run_ids`` in one statement; returns the ids still held."""
+        if not run_ids:
+            return frozenset()
+        params: dict[str, Any] = {"worker_id": worker_id, "run_ids": list(run_ids)}
+        if self.sqlite:
+            statement = sql.SQLITE_HEARTBEAT
+            params["lease_modifier"] = _lease_modifier(lease_seconds)
+        else:
+            statement = sql.PG_HEARTBEAT
+            params["lease_seconds"] = float(lease_seconds)
+        with wrap_db_errors():
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(statement, params)).all()
+        return frozenset(RunId(int(row[0])) for row in rows)
+
+    async def finish(self, conn: AsyncConnection, run: ClaimedRun, status: RunStatus) -> RunStatus:
+        """End ``run`` with ``status`` inside the caller's transaction (fenced).
+
+        Returns the run's new status: ``status``, or ``queued`` when an answer arrived while
+        it ran (``rerun``). Raises `LeaseLostError` when this worker lost the lease; the caller
+        must then roll back.
+        """
+        statement = sql.SQLITE_FINISH if self.sqlite else sql.PG_FINISH
+        params = {"run_id": run.id, "worker_id": run.worker_id, "status": str(status)}
+        with wrap_db_errors():
+            row = (await conn.execute(statement, params)).first()
+            if row is None:
+                raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
+            new_status = RunStatus(row[0])
+            if new_status is RunStatus.QUEUED:
+                if self.sqlite:
+                    wake_local_workers()
+                else:
+                    await conn.execute(sql.PG_NOTIFY)
+        return new_status
+
+    async def release(self, run: ClaimedRun) -> bool:
+        """Hand ``run`` back to the queue (shutdown); False when it was no longer ours."""
+        params = {"run_id": run.id, "worker_id": run.worker_id}
+        with wrap_db_errors():
+            if self.sqlite:
+                async with begin_immediate(self.engine) as conn:
+                    row = (await conn.execute(sql.SQLITE_RELEASE_RUN, params)).first()
+                    if row is not None:
+                        await conn.execute(sql.SQLITE_RELEASE_THREAD, {"thread_id": row[0]})
+                if row is not None:
+                    wake_local_workers()
+            else:
+                async with self.engine.begin() as conn:
+                    row = (await conn.execute(sql.PG_RELEASE, params)).first()
+        return row is not None
+
+    async def reap(self, limit: int = 100) -> list[ReapedRun]:
+        """Requeue up to ``limit`` runs whose lease expired, attempts + 1.
+
+        A run abandoned ``max_attempts`` times is failed, and so is its thread. Safe to call
+        from every worker at once.
+        """
+        params = {"limit": limit, "max_attempts": self.max_attempts}
+        with wrap_db_errors():
+            if self.sqlite:
+                async with begin_immediate(self.engine) as conn:
+                    rows = (await conn.execute(sql.SQLITE_REAP_RUNS, params)).all()
+                    for row in rows:
+                        await conn.execute(
+                            sql.SQLITE_REAP_THREAD, {"thread_id": row[1], "run_status": row[2]}
+                        )
+                if rows:
+                    wake_local_workers()
+            else:
+                async with self.engine.begin() as conn:
+                    rows = (await conn.execute(sql.PG_REAP, params)).all()
+        return [ReapedRun(RunId(int(r[0])), r[1], RunStatus(r[2])) for r in rows]

@@ -1,0 +1,301 @@
+"""Every statement of the run queue, named, one line of why each (procrastinate's queries.sql).
+
+Two dialects. PostgreSQL does each operation in one statement (data-modifying CTEs, ``FOR
+UPDATE SKIP LOCKED``, ``pg_notify`` delivered at commit). SQLite has a single writer, so
+operations are short sequences of statements inside one ``BEGIN IMMEDIATE`` transaction.
+
+Invariants kept here:
+    * lease times come from the database clock, never from the worker's clock;
+    * every write of a claimed run is fenced on ``worker_id = :worker_id AND status = 'running'``
+      (a worker that lost its lease matches no row and writes nothing);
+    * at most one active (queued or running) run per thread: ``ux_runs_active_thread``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import TextClause
+
+from app.db.tables import JSON
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "PG_CLAIM",
+    "PG_ENQUEUE",
+    "PG_FINISH",
+    "PG_HEARTBEAT",
+    "PG_NOTIFY",
+    "PG_REAP",
+    "PG_RELEASE",
+    "SQLITE_CLAIM_RUN",
+    "SQLITE_CLAIM_THREAD",
+    "SQLITE_ENQUEUE",
+    "SQLITE_FINISH",
+    "SQLITE_HEARTBEAT",
+    "SQLITE_REAP_RUNS",
+    "SQLITE_REAP_THREAD",
+    "SQLITE_RELEASE_RUN",
+    "SQLITE_RELEASE_THREAD",
+    "SQLITE_UNDELIVERED_ANSWERS",
+]
+
+#: The LISTEN/NOTIFY channel that wakes idle workers when a run is queued.
+NOTIFY_CHANNEL = "hitl_runs"
+
+# The database clock on SQLite, in the format the schema's server defaults use.
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+# now() + lease on SQLite; :lease_modifier is "+<seconds> seconds".
+_SQLITE_LEASE = "strftime('%Y-%m-%d %H:%M:%f', 'now', :lease_modifier)"
+# Set on a thread whose run was given up after too many lost leases.
+# (No quote characters: it is spliced into SQL text.)
+_ABANDONED_ERROR = "The run was given up: its worker stopped heartbeating too many times in a row."
+
+
+def _json_columns(clause: TextClause, *names: str) -> TextClause:
+    """Type JSON result columns so both drivers hand back decoded values."""
+    return clause.columns(**dict.fromkeys(names, JSON))
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+#: Queue a run of a thread inside the caller's transaction; a run already running gets
+#: ``rerun`` (requeue when it finishes), a queued one is left alone. Wakes workers at commit.
+PG_ENQUEUE = sa.text(
+    """
+    WITH queued AS (
+        INSERT INTO runs (thread_id, status, rerun, attempts)
+        VALUES (:thread_id, 'queued', false, 0)
+        ON CONFLICT (thread_id) WHERE status IN ('queued', 'running')
+        DO UPDATE SET rerun = (runs.status = 'running')
+        RETURNING id
+    )
+    SELECT queued.id, pg_notify('hitl_runs', '') IS NULL AS notified FROM queued
+    """
+)
+
+#: Claim the oldest queued run in one statement: lease from now(), thread marked running,
+#: and everything execution needs (graph, input, started?, undelivered answers) returned.
+PG_CLAIM = _json_columns(
+    sa.text(
+        """
+        WITH claimed AS (
+            UPDATE runs
+            SET status = 'running', worker_id = :worker_id, started_at = now(),
+                lease_expires_at = now() + make_interval(secs => :lease_seconds)
+            WHERE id = (
+                SELECT id FROM runs WHERE status = 'queued'
+                ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id, thread_id, attempts
+        )
+        UPDATE threads AS t
+        SET status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE 'running' END,
+            updated_at = now()
+        FROM claimed
+        WHERE t.thread_id = claimed.thread_id
+        RETURNING claimed.id, claimed.thread_id, claimed.attempts, t.graph, t.tenant,
+            t.status, t.input,
+            EXISTS (
+                SELECT 1 FROM checkpoints AS c WHERE c.thread_id = t.thread_id AND c.ns = ''
+            ) AS started,
+            (
+                SELECT jsonb_object_agg(i.id, i.answer) FROM interrupts AS i
+                WHERE i.thread_id = t.thread_id AND i.status = 'answered'
+                    AND i.consumed_at IS NULL
+            ) AS answers
+        """
+    ),
+    "input",
+    "answers",
+)
+
+#: Extend the leases of this worker's runs; the ids not returned were lost (fenced).
+PG_HEARTBEAT = sa.text(
+    """
+    UPDATE runs SET lease_expires_at = now() + make_interval(secs => :lease_seconds)
+    WHERE id IN :run_ids AND worker_id = :worker_id AND status = 'running'
+    RETURNING id
+    """
+).bindparams(sa.bindparam("run_ids", expanding=True))
+
+#: End a run inside the caller's transaction (fenced); a run with ``rerun`` goes back to
+#: the queue instead, since an answer arrived that this execution did not see.
+PG_FINISH = sa.text(
+    """
+    UPDATE runs
+    SET status = CASE WHEN rerun THEN 'queued' ELSE :status END,
+        rerun = false, worker_id = NULL, lease_expires_at = NULL,
+        finished_at = CASE WHEN rerun THEN NULL ELSE now() END
+    WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+    RETURNING status
+    """
+)
+
+#: Wake idle workers at commit (a run was requeued).
+PG_NOTIFY = sa.text("SELECT pg_notify('hitl_runs', '')")
+
+#: Hand a run back to the queue on shutdown (fenced), its thread back to queued; wakes workers.
+PG_RELEASE = sa.text(
+    """
+    WITH released AS (
+        UPDATE runs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL
+        WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+        RETURNING thread_id
+    ), requeued AS (
+        UPDATE threads AS t SET status = 'queued', updated_at = now()
+        FROM released WHERE t.thread_id = released.thread_id AND t.status = 'running'
+    )
+    SELECT released.thread_id, pg_notify('hitl_runs', '') IS NULL AS notified FROM released
+    """
+)
+
+#: Requeue runs whose lease expired (their worker died), attempts + 1; give a run up (run
+#: and thread failed) once it has been abandoned :max_attempts times. Wakes workers.
+PG_REAP = sa.text(
+    f"""
+    WITH expired AS (
+        SELECT id FROM runs
+        WHERE status = 'running' AND lease_expires_at < now()
+        ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    ), reaped AS (
+        UPDATE runs AS r
+        SET status = CASE WHEN r.attempts + 1 >= :max_attempts THEN 'failed' ELSE 'queued' END,
+            finished_at = CASE WHEN r.attempts + 1 >= :max_attempts THEN now() END,
+            attempts = r.attempts + 1, rerun = false, worker_id = NULL, lease_expires_at = NULL
+        FROM expired WHERE r.id = expired.id
+        RETURNING r.id, r.thread_id, r.status
+    ), threads_reaped AS (
+        UPDATE threads AS t
+        SET status = CASE WHEN reaped.status = 'failed' THEN 'failed' ELSE 'queued' END,
+            error = CASE WHEN reaped.status = 'failed'
+                THEN jsonb_build_object('type', 'RunAbandonedError',
+                                        'message', '{_ABANDONED_ERROR}')
+                ELSE t.error END,
+            updated_at = now()
+        FROM reaped WHERE t.thread_id = reaped.thread_id AND t.status = 'running'
+    )
+    SELECT reaped.id, reaped.thread_id, reaped.status,
+        pg_notify('hitl_runs', '') IS NULL AS notified
+    FROM reaped
+    """
+)
+
+# --- SQLite -----------------------------------------------------------------------------
+
+#: Queue a run inside the caller's transaction (as PG_ENQUEUE, without NOTIFY).
+SQLITE_ENQUEUE = sa.text(
+    """
+    INSERT INTO runs (thread_id, status, rerun, attempts)
+    VALUES (:thread_id, 'queued', 0, 0)
+    ON CONFLICT (thread_id) WHERE status IN ('queued', 'running')
+    DO UPDATE SET rerun = (runs.status = 'running')
+    RETURNING id
+    """
+)
+
+#: Claim the oldest queued run (the caller holds the write lock: BEGIN IMMEDIATE).
+SQLITE_CLAIM_RUN = sa.text(
+    f"""
+    UPDATE runs
+    SET status = 'running', worker_id = :worker_id, started_at = {_SQLITE_NOW},
+        lease_expires_at = {_SQLITE_LEASE}
+    WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1)
+    RETURNING id, thread_id, attempts
+    """
+)
+
+#: Mark the claimed run's thread running; return what execution needs.
+SQLITE_CLAIM_THREAD = _json_columns(
+    sa.text(
+        f"""
+        UPDATE threads
+        SET status = CASE WHEN status = 'cancelled' THEN status ELSE 'running' END,
+            updated_at = {_SQLITE_NOW}
+        WHERE thread_id = :thread_id
+        RETURNING graph, tenant, status, input,
+            EXISTS (
+                SELECT 1 FROM checkpoints AS c
+                WHERE c.thread_id = threads.thread_id AND c.ns = ''
+            ) AS started
+        """
+    ),
+    "input",
+)
+
+#: Answers humans gave that no run has delivered to the graph yet.
+SQLITE_UNDELIVERED_ANSWERS = _json_columns(
+    sa.text(
+        """
+        SELECT id, answer FROM interrupts
+        WHERE thread_id = :thread_id AND status = 'answered' AND consumed_at IS NULL
+        """
+    ),
+    "answer",
+)
+
+#: As PG_HEARTBEAT.
+SQLITE_HEARTBEAT = sa.text(
+    f"""
+    UPDATE runs SET lease_expires_at = {_SQLITE_LEASE}
+    WHERE id IN :run_ids AND worker_id = :worker_id AND status = 'running'
+    RETURNING id
+    """
+).bindparams(sa.bindparam("run_ids", expanding=True))
+
+#: As PG_FINISH.
+SQLITE_FINISH = sa.text(
+    f"""
+    UPDATE runs
+    SET status = CASE WHEN rerun THEN 'queued' ELSE :status END,
+        rerun = 0, worker_id = NULL, lease_expires_at = NULL,
+        finished_at = CASE WHEN rerun THEN NULL ELSE {_SQLITE_NOW} END
+    WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+    RETURNING status
+    """
+)
+
+#: Hand a run back on shutdown (fenced).
+SQLITE_RELEASE_RUN = sa.text(
+    """
+    UPDATE runs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL
+    WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+    RETURNING thread_id
+    """
+)
+
+#: The handed-back run's thread is queued again.
+SQLITE_RELEASE_THREAD = sa.text(
+    f"""
+    UPDATE threads SET status = 'queued', updated_at = {_SQLITE_NOW}
+    WHERE thread_id = :thread_id AND status = 'running'
+    """
+)
+
+#: Requeue (or give up) runs whose lease expired, as PG_REAP.
+SQLITE_REAP_RUNS = sa.text(
+    f"""
+    UPDATE runs
+    SET status = CASE WHEN attempts + 1 >= :max_attempts THEN 'failed' ELSE 'queued' END,
+        finished_at = CASE WHEN attempts + 1 >= :max_attempts THEN {_SQLITE_NOW} END,
+        attempts = attempts + 1, rerun = 0, worker_id = NULL, lease_expires_at = NULL
+    WHERE id IN (
+        SELECT id FROM runs
+        WHERE status = 'running' AND lease_expires_at < {_SQLITE_NOW}
+        ORDER BY id LIMIT :limit
+    )
+    RETURNING id, thread_id, status
+    """
+)
+
+#: The reaped run's thread: queued again, or failed when its run was given up.
+SQLITE_REAP_THREAD = sa.text(
+    f"""
+    UPDATE threads
+    SET status = CASE WHEN :run_status = 'failed' THEN 'failed' ELSE 'queued' END,
+        error = CASE WHEN :run_status = 'failed'
+            THEN json_object('type', 'RunAbandonedError', 'message', '{_ABANDONED_ERROR}')
+            ELSE error END,
+        updated_at = {_SQLITE_NOW}
+    WHERE thread_id = :thread_id AND status = 'running'
+    """
+)
