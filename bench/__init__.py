@@ -1,0 +1,1 @@
+"""Benchmarks (not timed tests): each script prints one JSON document; see docs/benchmarks.md."""

@@ -1,0 +1,191 @@
+"""HTTP load against a running `hitl serve`: full human-in-the-loop cycles and list reads.
+
+A cycle is what a product does for one decision: POST /threads?wait=true (the run starts and
+pauses at its interrupt) then POST /threads/{id}/resume?wait=true (the answer is applied and the
+run completes). ``wait=true`` makes each response arrive when the run has settled, so the
+resume call's duration is the latency a person sees between answering and the thread finishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class CycleError(RuntimeError):
+    """A request returned something other than the expected settled thread."""
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0..100) of values, None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+def expect(response: httpx.Response, status: str, what: str) -> dict[str, Any]:
+    if response.status_code >= 300:
+        raise CycleError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if body.get("status") != status:
+        raise CycleError(f"{what}: thread status {body.get('status')!r}, expected {status!r}")
+    return body
+
+
+async def start_paused(client: httpx.AsyncClient, graph: str, payload: Any) -> tuple[str, float]:
+    """Start a thread and wait until it is interrupted; its id and the call's seconds."""
+    t0 = time.perf_counter()
+    response = await client.post(
+        "/threads", params={"wait": "true"}, json={"graph": graph, "input": payload}
+    )
+    body = expect(response, "interrupted", "POST /threads")
+    return str(body["thread_id"]), time.perf_counter() - t0
+
+
+async def resume(client: httpx.AsyncClient, thread_id: str, answer: Any) -> float:
+    """Answer the thread's one pending interrupt and wait until it completes; the call's seconds."""
+    t0 = time.perf_counter()
+    response = await client.post(
+        f"/threads/{thread_id}/resume", params={"wait": "true"}, json={"value": answer}
+    )
+    expect(response, "completed", "POST /threads/{id}/resume")
+    return time.perf_counter() - t0
+
+
+@dataclass
+class Tally:
+    starts: list[float] = field(default_factory=list)
+    resumes: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+
+    def failed(self, exc: Exception) -> None:
+        self.error_count += 1
+        if len(self.errors) < 3:
+            self.errors.append(f"{type(exc).__name__}: {exc}"[:400])
+
+
+async def run_cycles(
+    base_url: str,
+    clients: int,
+    graph: str,
+    payload: Any,
+    *,
+    seconds: float | None = None,
+    cycles: int | None = None,
+) -> dict[str, Any]:
+    """``clients`` concurrent loops of full cycles, for ``seconds`` or until ``cycles`` are done."""
+    tally = Tally()
+    deadline = time.perf_counter() + seconds if seconds else math.inf
+    remaining = [cycles if cycles is not None else math.inf]
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline and remaining[0] > 0:
+            remaining[0] -= 1
+            try:
+                thread_id, started = await start_paused(client, graph, payload)
+                resumed = await resume(client, thread_id, "yes")
+            except (CycleError, httpx.HTTPError, ValueError) as exc:
+                tally.failed(exc)
+                if tally.error_count >= 20 and not tally.resumes:
+                    return  # nothing works: stop hammering
+                continue
+            tally.starts.append(started)
+            tally.resumes.append(resumed)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    done = len(tally.resumes)
+    out: dict[str, Any] = {
+        "clients": clients,
+        "cycles": done,
+        "seconds": round(elapsed, 2),
+        "cycles_per_second": round(done / elapsed, 1) if elapsed else None,
+        "start_to_interrupted_ms": {"p50": ms(percentile(tally.starts, 50)),
+                                    "p99": ms(percentile(tally.starts, 99))},
+        "resume_to_completed_ms": {"p50": ms(percentile(tally.resumes, 50)),
+                                   "p90": ms(percentile(tally.resumes, 90)),
+                                   "p99": ms(percentile(tally.resumes, 99))},
+    }  # fmt: skip
+    if tally.error_count:
+        out["errors"] = tally.error_count
+        out["first_errors"] = tally.errors
+    return out
+
+
+async def make_paused(
+    base_url: str, graph: str, payload: Any, count: int, clients: int = 8
+) -> dict[str, Any]:
+    """Create ``count`` threads that stop at their interrupt (for storage and memory checks)."""
+    tally = Tally()
+    queue = list(range(count))
+
+    async def loop(client: httpx.AsyncClient) -> None:
+        while queue:
+            queue.pop()
+            try:
+                _, took = await start_paused(client, graph, payload)
+                tally.starts.append(took)
+            except (CycleError, httpx.HTTPError, ValueError) as exc:
+                tally.failed(exc)
+                if tally.error_count >= 20 and not tally.starts:
+                    return
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        await asyncio.gather(*(loop(client) for _ in range(clients)))
+    out: dict[str, Any] = {"paused": len(tally.starts)}
+    if tally.error_count:
+        out["errors"] = tally.error_count
+        out["first_errors"] = tally.errors
+    return out
+
+
+async def read_latency(base_url: str, path: str, params: dict[str, str], n: int) -> dict[str, Any]:
+    """p50/p90/p99 of ``n`` sequential GETs over one kept-alive connection, after a warm-up.
+
+    Client-side time on localhost: server time plus well under a millisecond of HTTP overhead.
+    A ``Server-Timing: app;dur=<ms>`` header, when the service sends one, is reported too.
+    """
+    times: list[float] = []
+    server: list[float] = []
+    items = None
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        for i in range(n + 5):
+            t0 = time.perf_counter()
+            response = await client.get(path, params=params)
+            took = time.perf_counter() - t0
+            if response.status_code != 200:
+                return {"error": f"GET {path}: HTTP {response.status_code}: {response.text[:300]}"}
+            if i < 5:
+                continue  # warm-up: connection, plan cache
+            times.append(took)
+            timing = response.headers.get("server-timing", "")
+            if "dur=" in timing:
+                server.append(float(timing.split("dur=", 1)[1].split(",")[0].split(";")[0]) / 1000)
+            if items is None:
+                body = response.json()
+                items = next((len(v) for v in body.values() if isinstance(v, list)), None)
+    out: dict[str, Any] = {
+        "requests": n,
+        "items_on_page": items,
+        "p50_ms": ms(percentile(times, 50)),
+        "p90_ms": ms(percentile(times, 90)),
+        "p99_ms": ms(percentile(times, 99)),
+    }
+    if server:
+        out["server_p50_ms"] = ms(percentile(server, 50))
+    return out
