@@ -53,7 +53,6 @@ def test_each_setting_has_an_explaining_comment_above_it() -> None:
 
 
 def test_the_file_loads_and_its_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-
     for key in list(os.environ):
         if key.startswith("HITL_"):
             monkeypatch.delenv(key)
