@@ -7,19 +7,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.tables import RunRow
+
 
 async def fetch_run(engine: AsyncEngine, run_id: int) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = (
-            (
-                await conn.execute(
-                    sa.text(
-                        "SELECT id, thread_id, status, rerun, worker_id, attempts, lease_expires_at,"
-                        " finished_at FROM runs WHERE id = :id"
-                    ),
-                    {"id": run_id},
-                )
-            )
+            (await conn.execute(sa.select(RunRow.__table__).where(RunRow.id == run_id)))
             .mappings()
             .one()
         )
