@@ -65,9 +65,13 @@ def _merge(left: dict[str, int], right: dict[str, int]) -> dict[str, int]:
     return {**left, **right}
 
 
+def _max(left: int, right: int) -> int:
+    return max(left, right)
+
+
 class Scores(TypedDict, total=False):
     scores: Annotated[dict[str, int], _merge]
-    best: Annotated[int, max]
+    best: Annotated[int, _max]
 
 
 def test_custom_reducers() -> None:
