@@ -13,10 +13,16 @@ Invariants kept here:
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.sql.elements import TextClause
+from datetime import datetime
+from typing import Any
 
-from app.db.tables import JSON
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.db.tables import JSON, UtcDateTime
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -37,6 +43,7 @@ __all__ = [
     "SQLITE_RELEASE_RUN",
     "SQLITE_RELEASE_THREAD",
     "SQLITE_UNDELIVERED_ANSWERS",
+    "seconds_from_now",
 ]
 
 #: The LISTEN/NOTIFY channel that wakes idle workers when a run is queued.
@@ -49,6 +56,25 @@ _SQLITE_LEASE = "strftime('%Y-%m-%d %H:%M:%f', 'now', :lease_modifier)"
 # Set on a thread whose run was given up after too many lost leases.
 # (No quote characters: it is spliced into SQL text.)
 _ABANDONED_ERROR = "The run was given up: its worker stopped heartbeating too many times in a row."
+
+
+class seconds_from_now(FunctionElement[datetime]):
+    """The database clock plus a number of seconds (NULL seconds give NULL): deadlines."""
+
+    type = UtcDateTime()
+    inherit_cache = True
+
+
+@compiles(seconds_from_now, "postgresql")
+def _seconds_from_now_pg(element: seconds_from_now, compiler: SQLCompiler, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return f"(now() + make_interval(secs => CAST({seconds} AS double precision)))"
+
+
+@compiles(seconds_from_now, "sqlite")
+def _seconds_from_now_sqlite(element: seconds_from_now, compiler: SQLCompiler, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || ({seconds}) || ' seconds')"
 
 
 def _json_columns(clause: TextClause, *names: str) -> TextClause:

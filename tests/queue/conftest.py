@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from queue_helpers import AddThread
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import ThreadRow
 from app.queue import RunId, RunQueue
-
-AddThread = Callable[..., Awaitable[RunId]]
 
 
 @pytest.fixture

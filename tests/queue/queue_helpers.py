@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import RunRow
+from app.queue import RunId
+
+#: add_thread(thread_id, *, graph="g", input=None) -> the queued run's id
+AddThread = Callable[..., Awaitable[RunId]]
 
 
 async def fetch_run(engine: AsyncEngine, run_id: int) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from conftest import AddThread
-from queue_helpers import fetch_run, thread_status
+from queue_helpers import AddThread, fetch_run, thread_status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine

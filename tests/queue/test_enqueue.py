@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 import sqlalchemy as sa
-from conftest import AddThread
-from queue_helpers import fetch_run
+from queue_helpers import AddThread, fetch_run
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 

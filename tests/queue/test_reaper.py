@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy as sa
-from conftest import AddThread
-from queue_helpers import expire_leases, fetch_run, thread_status
+from queue_helpers import AddThread, expire_leases, fetch_run, thread_status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.queue import RunQueue, RunStatus
