@@ -1,0 +1,128 @@
+"""``interrupt()`` and the typed run context it reads (a ContextVar, no magic config keys).
+
+While a node runs, `_current_task` holds its `TaskScope`: the answers the task already has
+(its stored RESUME list) and a call counter. The k-th ``interrupt()`` call of the task returns
+answer k if there is one, and otherwise raises `GraphInterrupt` with a question whose id hashes
+the task's namespace and k (stable across re-runs from the same checkpoint).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.checkpoint.base import Checkpointer, InterruptRecord
+from app.graph.answers import convert_answer, json_schema_of
+from app.graph.errors import CheckpointerRequiredError, GraphError, GraphInterrupt
+from app.graph.ids import interrupt_id
+from app.graph.stream import StreamSink
+from app.graph.types import MISSING, Interrupt
+
+__all__ = ["RunScope", "TaskScope", "current_task", "interrupt", "record_to_interrupt"]
+
+
+@dataclass(slots=True)
+class RunScope:
+    """One run of one graph (the root, or a subgraph inside a parent task)."""
+
+    saver: Checkpointer | None
+    thread_id: str | None
+    ns: str
+    config: dict[str, Any]
+    durability: str
+    recursion_limit: int
+    sink: StreamSink | None = None
+    ns_path: tuple[str, ...] = ()
+    parents: dict[str, str] = field(default_factory=dict)
+    checkpoint_id: str | None = None
+
+
+@dataclass(slots=True)
+class TaskScope:
+    """One task run: what ``interrupt()`` needs to answer or to pause."""
+
+    run: RunScope
+    name: str
+    task_id: str
+    ns: str
+    answers: list[Any]
+    counter: int = 0
+    records: list[InterruptRecord] = field(default_factory=list)
+
+
+_current_task: ContextVar[TaskScope | None] = ContextVar("hitl_current_task", default=None)
+
+
+def current_task() -> TaskScope | None:
+    """Return the task running in this context, or None outside a node."""
+    return _current_task.get()
+
+
+def record_to_interrupt(record: InterruptRecord) -> Interrupt:
+    """Return the public `Interrupt` for a stored record."""
+    return Interrupt(
+        record["value"],
+        record["id"],
+        record.get("schema"),
+        record.get("timeout"),
+        record.get("default") if record.get("has_default") else MISSING,
+    )
+
+
+def interrupt(
+    value: Any,
+    *,
+    schema: Any = None,
+    timeout: float | None = None,
+    default: Any = MISSING,
+) -> Any:
+    """Pause the graph and ask a person; return their answer when the thread is resumed.
+
+    The first time, this raises `GraphInterrupt` and the run stops; the node re-runs from its
+    first line when the thread is resumed, and this call then returns the answer. Several
+    calls in one node are answered in call order.
+
+    Args:
+        value: the question (any JSON-serializable value).
+        schema: the expected answer's shape: a JSON Schema dict, a pydantic model or a type.
+            The answer is validated on resume; a pydantic model yields an instance.
+        timeout: seconds after which the service answers with ``default`` (or fails the
+            thread when no default is given).
+        default: the answer used on timeout.
+
+    Returns:
+        The answer given with ``Command(resume=...)`` (or a plain value, see D2).
+
+    Raises:
+        GraphInterrupt: no answer yet; the engine records the question (not an Exception).
+        CheckpointerRequiredError: the graph has no checkpointer (an unanswerable question).
+        GraphError: called outside a running node.
+    """
+    task = _current_task.get()
+    if task is None:
+        raise GraphError("interrupt() can only be called inside a node of a running graph")
+    if task.run.saver is None:
+        raise CheckpointerRequiredError(
+            "interrupt() needs a checkpointer to save the paused thread: pass `checkpointer=` "
+            "to compile() (for example compile(checkpointer=InMemorySaver()))"
+        )
+    k = task.counter
+    task.counter = k + 1
+    json_schema = json_schema_of(schema)
+    iid = interrupt_id(task.ns, k)
+    has_default = default is not MISSING
+    record: InterruptRecord = {
+        "id": iid,
+        "value": value,
+        "node": task.name,
+        "ns": task.ns,
+        "schema": json_schema,
+        "timeout": timeout,
+        "has_default": has_default,
+        "default": default if has_default else None,
+    }
+    task.records.append(record)
+    if k < len(task.answers):
+        return convert_answer(task.answers[k], schema, iid)
+    raise GraphInterrupt((record_to_interrupt(record),), (record,))

@@ -1,0 +1,1 @@
+"""Graphs hosted by default (the examples) and the registry that loads graphs by name."""
