@@ -1,0 +1,336 @@
+"""Execute one claimed run: run the thread's graph, then settle everything in ONE transaction.
+
+The graph runs against a buffered SQL saver (``durability="exit"``): nothing is written while
+it runs. Then one transaction, fenced on the lease, ends the run, flushes the checkpoint and
+its writes, records the new interrupts, marks the delivered answers consumed and updates the
+thread. A worker that lost its lease (or crashed) leaves no trace: the run is retried from
+the previous checkpoint, with the same answers, by whoever claims it next.
+
+Outcomes:
+    completed / interrupted (paused at a breakpoint counts as interrupted) -> thread updated;
+    a node raised -> thread ``failed`` with ``{type, message}``; the engine's error writes are
+        kept, so the thread can be retried from its last checkpoint;
+    a value cannot be stored -> thread ``failed``, nothing of the run is stored, the previous
+        checkpoint stays the head and the answers stay undelivered;
+    database unavailable / lease lost -> nothing written; the lease runs out, the run is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.checkpoint.base import INTERRUPT
+from app.checkpoint.serde import SerializationError, decode, to_jsonable
+from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
+from app.db.engine import begin_immediate
+from app.db.errors import wrap_db_errors
+from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
+from app.errors import LeaseLostError, NotFoundError, UnavailableError
+from app.graph import Command, InvalidResumeError
+from app.graphs.registry import GraphRegistry
+from app.queue import ClaimedRun, RunId, RunQueue, RunStatus
+from app.queue.sql import seconds_from_now
+
+__all__ = ["RunExecutor", "RunOutcome"]
+
+logger = logging.getLogger(__name__)
+
+# --- statements (the thread and interrupt side of settling a run) ------------------------
+
+#: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
+#: keeps its status (and gets no new questions): no row returned.
+SETTLE_THREAD = (
+    sa.update(ThreadRow.__table__)
+    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
+    .values(
+        {
+            "status": sa.bindparam("status"),
+            "values": sa.bindparam("values", type_=JSON),
+            "next": sa.bindparam("next", type_=JSON),
+            "error": None,
+            "updated_at": utcnow(),
+        }
+    )
+    .returning(ThreadRow.thread_id)
+)
+
+#: Thread failed by its run: status and error only; values stay those of the last checkpoint.
+FAIL_THREAD = (
+    sa.update(ThreadRow.__table__)
+    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
+    .values(
+        {
+            "status": sa.bindparam("status"),
+            "error": sa.bindparam("error", type_=JSON),
+            "updated_at": utcnow(),
+        }
+    )
+    .returning(ThreadRow.thread_id)
+)
+
+#: A run whose thread was cancelled while it ran ends as cancelled.
+CANCEL_RUN = sa.text("UPDATE runs SET status = 'cancelled' WHERE id = :run_id")
+
+#: Which of these interrupts already have a row (a plain read: never waits on a resume's lock).
+EXISTING_INTERRUPTS = sa.select(InterruptRow.id).where(
+    InterruptRow.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+#: The inbox row of a new question; the deadline is taken from the database clock.
+_INTERRUPT_VALUES = {
+    "id": sa.bindparam("id"),
+    "thread_id": sa.bindparam("thread_id"),
+    "tenant": sa.bindparam("tenant"),
+    "graph": sa.bindparam("graph"),
+    "node": sa.bindparam("node"),
+    "ns": sa.bindparam("ns"),
+    "checkpoint_id": sa.bindparam("checkpoint_id"),
+    "value": sa.bindparam("value", type_=JSON),
+    "schema": sa.bindparam("schema", type_=JSON),
+    "has_default": sa.bindparam("has_default"),
+    "default": sa.bindparam("default", type_=JSON),
+    "status": "pending",
+    "expires_at": seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
+}
+#: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone.
+PG_INSERT_INTERRUPT = (
+    pg_insert(InterruptRow.__table__).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
+)
+SQLITE_INSERT_INTERRUPT = (
+    sqlite_insert(InterruptRow.__table__).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
+)
+
+#: The answers this run handed to the graph are delivered: no later run sends them again.
+CONSUME_ANSWERS = (
+    sa.update(InterruptRow.__table__)
+    .where(
+        InterruptRow.thread_id == sa.bindparam("tid"),
+        InterruptRow.id.in_(sa.bindparam("ids", expanding=True)),
+        InterruptRow.consumed_at.is_(None),
+    )
+    .values({"consumed_at": utcnow()})
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """How a run ended, as stored."""
+
+    run_id: RunId
+    thread_id: str
+    run_status: RunStatus
+    #: The thread's status now (``queued`` when an answer arrived during the run).
+    thread_status: str
+    error: Mapping[str, str] | None = None
+
+
+@dataclass(slots=True)
+class _Settlement:
+    """What the final transaction writes."""
+
+    status: RunStatus
+    thread_status: str
+    values: Any = None
+    next: list[str] | None = None
+    error: dict[str, str] | None = None
+    interrupts: tuple[Any, ...] = ()
+    flush: bool = True
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+class RunExecutor:
+    """Executes claimed runs of the graphs it is given (name -> compiled graph)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        queue: RunQueue,
+        graphs: Mapping[str, Any] | GraphRegistry,
+    ) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.graphs = graphs
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    async def execute(self, run: ClaimedRun) -> RunOutcome:
+        """Run ``run`` to its next stop and store the result.
+
+        Raises:
+            LeaseLostError: the lease was lost; nothing was written.
+            UnavailableError: the database failed; nothing was written.
+        """
+        if run.thread_status == "cancelled":
+            return await self._settle(run, None, _Settlement(RunStatus.CANCELLED, "cancelled"))
+        graph = self._graph(run.graph)
+        if graph is None:
+            error = {
+                "type": "GraphNotFoundError",
+                "message": f"No graph is registered under the name {run.graph!r}.",
+            }
+            settlement = _Settlement(RunStatus.FAILED, "failed", error=error, flush=False)
+            return await self._settle(run, None, settlement)
+
+        saver = BufferedCheckpointer(SqlCheckpointer(self.engine))
+        settlement = await self._run_graph(run, graph.with_checkpointer(saver))
+        try:
+            return await self._settle(run, saver, settlement)
+        except SerializationError as exc:  # a value the buffer could only encode at flush
+            failed = _Settlement(RunStatus.FAILED, "failed", error=_error(exc), flush=False)
+            return await self._settle(run, None, failed)
+
+    def _graph(self, name: str) -> Any:
+        try:
+            return self.graphs.get(name)
+        except NotFoundError:
+            return None
+
+    async def _run_graph(self, run: ClaimedRun, graph: Any) -> _Settlement:
+        config = {"configurable": {"thread_id": run.thread_id}}
+        answers = dict(run.answers)
+        try:
+            try:
+                result = await graph.arun(self._input(run, answers), config, durability="exit")
+            except InvalidResumeError as exc:
+                if exc.reason not in ("not_pending", "nothing_pending") or not answers:
+                    raise
+                # Some answers are for questions the head no longer asks (the thread moved on):
+                # deliver only the ones still pending; the rest are settled unused.
+                pending = set(exc.pending_ids or ())
+                answers = {i: a for i, a in answers.items() if i in pending}
+                logger.info(
+                    "run %s: dropping answers to interrupts no longer pending: %s",
+                    run.id,
+                    sorted(set(run.answers) - pending),
+                )
+                result = await graph.arun(self._input(run, answers), config, durability="exit")
+            values = to_jsonable(result.values)
+        except (LeaseLostError, UnavailableError):
+            raise
+        except SerializationError as exc:
+            return _Settlement(RunStatus.FAILED, "failed", error=_error(exc), flush=False)
+        except Exception as exc:  # a node raised (or the graph refused its input)
+            logger.info("run %s of thread %s failed: %r", run.id, run.thread_id, exc)
+            return _Settlement(RunStatus.FAILED, "failed", error=_error(exc))
+        status = "completed" if result.status == "completed" else "interrupted"
+        return _Settlement(
+            RunStatus.DONE,
+            status,
+            values=values,
+            next=list(result.next),
+            interrupts=tuple(result.interrupts),
+        )
+
+    @staticmethod
+    def _input(run: ClaimedRun, answers: Mapping[str, Any]) -> Any:
+        if not run.started:
+            return decode(run.input)  # first run: the thread's input
+        if answers:
+            return Command(resume=dict(answers))
+        return None  # continue from the head (retry after a failure, breakpoint, rerun)
+
+    async def _settle(
+        self, run: ClaimedRun, saver: BufferedCheckpointer | None, plan: _Settlement
+    ) -> RunOutcome:
+        """The run's one commit; shielded, so a shutdown cannot cut it in half."""
+        commit = asyncio.ensure_future(self._commit(run, saver, plan))
+        try:
+            return await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            await asyncio.wait([commit])
+            raise
+
+    async def _commit(
+        self, run: ClaimedRun, saver: BufferedCheckpointer | None, plan: _Settlement
+    ) -> RunOutcome:
+        with wrap_db_errors():
+            async with begin_immediate(self.engine) as conn:
+                # Fenced first: a worker that lost its lease raises here and writes nothing.
+                run_status = await self.queue.finish(conn, run, plan.status)
+                if plan.status is RunStatus.CANCELLED:
+                    return RunOutcome(run.id, run.thread_id, run_status, "cancelled")
+                if saver is not None and plan.flush:
+                    await saver.flush(conn)  # checkpoint before status
+                thread_status = "queued" if run_status is RunStatus.QUEUED else plan.thread_status
+                if plan.status is RunStatus.FAILED:
+                    params = {"tid": run.thread_id, "status": thread_status, "error": plan.error}
+                    settled = (await conn.execute(FAIL_THREAD, params)).first()
+                else:
+                    params = {
+                        "tid": run.thread_id,
+                        "status": thread_status,
+                        "values": plan.values,
+                        "next": plan.next,
+                    }
+                    settled = (await conn.execute(SETTLE_THREAD, params)).first()
+                if settled is None:  # cancelled while it ran: keep the checkpoint, ask nothing
+                    await conn.execute(CANCEL_RUN, {"run_id": run.id})
+                    return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
+                await self._insert_interrupts(conn, run, saver, plan.interrupts)
+                if plan.flush and run.answers:
+                    ids = sorted(run.answers)
+                    await conn.execute(CONSUME_ANSWERS, {"tid": run.thread_id, "ids": ids})
+        return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error)
+
+    async def _insert_interrupts(
+        self,
+        conn: AsyncConnection,
+        run: ClaimedRun,
+        saver: BufferedCheckpointer | None,
+        interrupts: Iterable[Any],
+    ) -> None:
+        interrupts = list(interrupts)
+        if not interrupts:
+            return
+        ids = [i.id for i in interrupts]
+        # Questions still pending from an earlier run already have their row (possibly being
+        # answered right now): only new ones are inserted, so no lock is ever waited on.
+        existing = set((await conn.execute(EXISTING_INTERRUPTS, {"ids": ids})).scalars())
+        sources = _interrupt_sources(saver)
+        rows = []
+        for item in interrupts:
+            if item.id in existing:
+                continue
+            record, checkpoint_id = sources.get(item.id, ({}, None))
+            rows.append(
+                {
+                    "id": item.id,
+                    "thread_id": run.thread_id,
+                    "tenant": run.tenant,
+                    "graph": run.graph,
+                    "node": record.get("node", ""),
+                    "ns": record.get("ns", ""),
+                    "checkpoint_id": checkpoint_id or "",
+                    "value": to_jsonable(item.value),
+                    "schema": item.schema,
+                    "has_default": bool(item.has_default),
+                    "default": to_jsonable(item.default) if item.has_default else None,
+                    "timeout": item.timeout,
+                }
+            )
+        if rows:
+            statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
+            await conn.execute(statement, rows)
+
+
+def _interrupt_sources(
+    saver: BufferedCheckpointer | None,
+) -> dict[str, tuple[Mapping[str, Any], str]]:
+    """Interrupt id -> (its stored InterruptRecord, the checkpoint it was asked at)."""
+    sources: dict[str, tuple[Mapping[str, Any], str]] = {}
+    for write in saver.buffered_writes if saver is not None else ():
+        if write.channel == INTERRUPT:
+            for record in write.value or ():
+                sources[record["id"]] = (record, write.checkpoint_id)
+    return sources
