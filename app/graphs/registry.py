@@ -98,7 +98,7 @@ class GraphInfo:
 def _edge_dict(edge: Any) -> dict[str, Any]:
     if isinstance(edge, Mapping):
         return {str(k): v for k, v in edge.items()}
-    if isinstance(edge, tuple | list):
+    if not hasattr(edge, "source"):  # a plain (source, target) pair
         return {"source": edge[0], "target": edge[1]}
     out: dict[str, Any] = {"source": edge.source, "target": edge.target}
     if getattr(edge, "conditional", False):
