@@ -7,8 +7,6 @@ Imports only the standard library, typing_extensions and the checkpointer port
 (`app.checkpoint.base`); pydantic and jsonschema are loaded only for answer schemas.
 """
 
-from app.graph.compiled import CompiledStateGraph
-from app.graph.drawing import DrawableGraph, GraphEdge
 from app.graph.errors import (
     CheckpointerRequiredError,
     EmptyInputError,
@@ -25,7 +23,6 @@ from app.graph.interrupt import interrupt
 from app.graph.state import StateGraph
 from app.graph.types import (
     END,
-    MISSING,
     START,
     Command,
     Interrupt,
@@ -36,15 +33,10 @@ from app.graph.types import (
 )
 
 __all__ = [
-    "END",
-    "MISSING",
-    "START",
     "CheckpointerRequiredError",
     "Command",
-    "CompiledStateGraph",
-    "DrawableGraph",
+    "END",
     "EmptyInputError",
-    "GraphEdge",
     "GraphError",
     "GraphInterrupt",
     "GraphRecursionError",
@@ -55,6 +47,7 @@ __all__ = [
     "InvalidUpdateError",
     "RecursionLimitError",
     "RunResult",
+    "START",
     "Send",
     "StateGraph",
     "StateSnapshot",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.checkpoint.base import Checkpointer, run_sync
 from app.graph import runner
@@ -30,6 +33,24 @@ __all__ = ["CompiledStateGraph"]
 
 _INTERRUPT_KEY = "__interrupt__"
 _DONE = object()
+_T = TypeVar("_T")
+_helper: ThreadPoolExecutor | None = None
+
+
+def _sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` from sync code: on this thread's cached loop (`run_sync`), or, when called
+    from inside a running loop (a sync node calling ``invoke``), on a helper thread with a
+    loop that is closed afterwards and with this context (so the run knows its parent task).
+    """
+    global _helper
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_sync(coro)
+    if _helper is None:
+        _helper = ThreadPoolExecutor(thread_name_prefix="hitl-nested")
+    ctx = contextvars.copy_context()
+    return _helper.submit(ctx.run, asyncio.run, coro).result()
 
 
 class CompiledStateGraph:
@@ -119,6 +140,7 @@ class CompiledStateGraph:
             interrupt_after=_names(interrupt_after),
             durability=durability,
         )
+        end.raise_if_nested_pause()
         return RunResult(end.status, end.values, end.interrupts, end.next, end.checkpoint_id)
 
     async def ainvoke(
@@ -143,6 +165,7 @@ class CompiledStateGraph:
             interrupt_after=_names(interrupt_after),
             durability=durability,
         )
+        end.raise_if_nested_pause()
         if end.interrupts:
             return {**end.values, _INTERRUPT_KEY: end.interrupts}
         return end.values
@@ -157,7 +180,7 @@ class CompiledStateGraph:
         durability: str | None = None,
     ) -> dict[str, Any]:
         """Sync `ainvoke`."""
-        return run_sync(
+        return _sync(
             self.ainvoke(
                 input,
                 config,
@@ -174,8 +197,7 @@ class CompiledStateGraph:
             GraphInterrupt: the subgraph paused; the parent task pauses with its questions.
         """
         end = await runner.execute(self, input, None)
-        if end.status != "completed":
-            raise GraphInterrupt(end.interrupts, end.records)
+        end.raise_if_nested_pause()
         return end.values
 
     async def astream(
@@ -249,7 +271,7 @@ class CompiledStateGraph:
         except RuntimeError:
             pass
         else:  # inside a running loop: collect on a helper thread, then yield
-            yield from run_sync(_collect(agen))
+            yield from _sync(_collect(agen))
             return
 
         async def step() -> tuple[bool, Any]:
@@ -260,12 +282,12 @@ class CompiledStateGraph:
 
         try:
             while True:
-                more, item = run_sync(step())
+                more, item = _sync(step())
                 if not more:
                     break
                 yield item
         finally:
-            run_sync(agen.aclose())
+            _sync(agen.aclose())
 
     # ------------------------------------------------------------------ state
 
@@ -314,7 +336,7 @@ class CompiledStateGraph:
 
     def get_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
         """Sync `aget_state`."""
-        return run_sync(self.aget_state(config, subgraphs=subgraphs))
+        return _sync(self.aget_state(config, subgraphs=subgraphs))
 
     async def aget_state_history(
         self,
@@ -347,7 +369,7 @@ class CompiledStateGraph:
         async def collect() -> list[StateSnapshot]:
             return [s async for s in self.aget_state_history(config, limit=limit, before=before)]
 
-        return iter(run_sync(collect()))
+        return iter(_sync(collect()))
 
     async def aupdate_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None
@@ -382,7 +404,7 @@ class CompiledStateGraph:
         self, config: dict[str, Any], values: Any, as_node: str | None = None
     ) -> dict[str, Any]:
         """Sync `aupdate_state`."""
-        return run_sync(self.aupdate_state(config, values, as_node))
+        return _sync(self.aupdate_state(config, values, as_node))
 
     # ------------------------------------------------------------------ drawing
 

@@ -7,6 +7,7 @@
      ├── InvalidResumeError         (also ValueError)   a resume that cannot be applied
      ├── CheckpointerRequiredError  (also RuntimeError) persistence needed but not configured
      ├── InvalidConfigError         (also ValueError)   thread_id / checkpoint_id problems
+     ├── NotInGraphError            (also RuntimeError) interrupt() outside a node
      └── EmptyInputError            (also ValueError)   reserved; D1 makes None a valid start
     GraphInterrupt (BaseException)  a node paused; not an error (D5)
 
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidGraphError",
     "InvalidResumeError",
     "InvalidUpdateError",
+    "NotInGraphError",
     "ParentCommand",
     "RecursionLimitError",
     "ResumeReason",
@@ -63,6 +65,10 @@ class GraphRecursionError(GraphError, RecursionError):
 
 
 RecursionLimitError = GraphRecursionError
+
+
+class NotInGraphError(GraphError, RuntimeError):
+    """Called outside a running graph (``interrupt()`` needs the node it pauses)."""
 
 
 class EmptyInputError(GraphError, ValueError):

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.checkpoint.base import Checkpointer, InterruptRecord
 from app.graph.answers import convert_answer, json_schema_of
-from app.graph.errors import CheckpointerRequiredError, GraphError, GraphInterrupt
+from app.graph.errors import CheckpointerRequiredError, GraphInterrupt, NotInGraphError
 from app.graph.ids import interrupt_id
 from app.graph.stream import StreamSink
 from app.graph.types import MISSING, Interrupt
@@ -97,11 +97,11 @@ def interrupt(
     Raises:
         GraphInterrupt: no answer yet; the engine records the question (not an Exception).
         CheckpointerRequiredError: the graph has no checkpointer (an unanswerable question).
-        GraphError: called outside a running node.
+        NotInGraphError: called outside a running node (a RuntimeError).
     """
     task = _current_task.get()
     if task is None:
-        raise GraphError("interrupt() can only be called inside a node of a running graph")
+        raise NotInGraphError("interrupt() can only be called inside a node of a running graph")
     if task.run.saver is None:
         raise CheckpointerRequiredError(
             "interrupt() needs a checkpointer to save the paused thread: pass `checkpointer=` "

@@ -63,6 +63,12 @@ class RunEnd:
     records: tuple[InterruptRecord, ...] = ()
     next: tuple[str, ...] = ()
     checkpoint_id: str | None = None
+    nested: bool = False
+
+    def raise_if_nested_pause(self) -> None:
+        """A subgraph that did not complete pauses its parent task (GraphInterrupt)."""
+        if self.nested and self.status != "completed":
+            raise GraphInterrupt(self.interrupts, self.records)
 
 
 @dataclass(slots=True)
@@ -400,7 +406,7 @@ class _Run:
     ) -> RunEnd:
         return RunEnd(
             status, self._output(values), interrupts, records, next_,
-            cp.id if self.saver is not None else None,
+            cp.id if self.saver is not None else None, self.nested,
         )
 
     def _pause(self, cp: Checkpoint) -> RunEnd:

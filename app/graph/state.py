@@ -81,7 +81,7 @@ class StateGraph:
                 )
         else:
             name = node
-        if action is None or not callable(action):
+        if action is None or not (callable(action) or isinstance(action, CompiledStateGraph)):
             raise InvalidGraphError(f"Node '{name}' needs a callable action, got {action!r}")
         if name in _RESERVED:
             raise InvalidGraphError(f"Node name '{name}' is reserved")
