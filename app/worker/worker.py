@@ -1,0 +1,375 @@
+"""Worker: claim runs, execute them concurrently under a heartbeated lease, drain on SIGTERM.
+
+One claim loop and three supervised side tasks (after procrastinate's worker):
+    claim loop   claims while a slot is free; sleeps until woken (NOTIFY, a local enqueue,
+                 a finished run) or for ``poll_seconds`` (polling guarantees progress);
+    heartbeat    extends the leases of all running runs in one statement; a run whose lease
+                 is gone is cancelled, and being fenced it writes nothing;
+    reaper       requeues runs whose lease expired (their worker died);
+    listener     LISTEN on PostgreSQL, on a dedicated connection that reconnects.
+Every loop survives database outages: it logs, backs off and tries again.
+
+Shutdown (SIGTERM/SIGINT or `stop`): stop claiming, let running runs finish for
+``shutdown_grace_seconds``, then cancel the rest and hand them back to the queue. A second
+signal skips the grace period. A paused thread is only rows: the worker keeps nothing for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.errors import LeaseLostError, UnavailableError
+from app.graphs.registry import GraphRegistry
+from app.queue import DEFAULT_MAX_ATTEMPTS, ClaimedRun, RunId, RunQueue, RunStatus
+from app.queue.listener import RunListener, asyncpg_dsn
+from app.queue.wakeup import subscribe
+from app.services.execution import RunExecutor
+
+__all__ = ["Worker", "default_worker_id"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per Worker instance (fencing relies on it)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(slots=True)
+class _Active:
+    run: ClaimedRun
+    task: asyncio.Task[None]
+    lost: bool = False  # the heartbeat found the lease gone
+    handed_back: bool = False  # cancelled by shutdown: give the run back
+
+
+class Worker:
+    """Runs queued runs of ``graphs`` (name -> compiled graph) from the database of ``engine``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        graphs: Mapping[str, Any] | GraphRegistry,
+        *,
+        concurrency: int = 4,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float | None = None,
+        poll_seconds: float = 1.0,
+        reap_seconds: float | None = None,
+        shutdown_grace_seconds: float = 10.0,
+        listen: bool = True,
+        worker_id: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.engine = engine
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds or max(lease_seconds / 3, 0.05)
+        self.poll_seconds = poll_seconds
+        self.reap_seconds = reap_seconds or max(lease_seconds / 2, 0.1)
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.worker_id = worker_id or default_worker_id()
+        self.queue = RunQueue(engine, max_attempts=max_attempts)
+        self.executor = RunExecutor(engine, self.queue, graphs)
+        self.listen = listen and engine.dialect.name == "postgresql"
+        self.listener: RunListener | None = None
+        #: Set once the worker claims (and, on PostgreSQL, LISTEN was attempted).
+        self.started = asyncio.Event()
+        self._running: dict[RunId, _Active] = {}
+        self._stopping = False
+        self._force = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        engine: AsyncEngine,
+        graphs: Mapping[str, Any] | GraphRegistry,
+        settings: Settings,
+        **overrides: Any,
+    ) -> Worker:
+        """A worker configured by ``HITL_*`` settings (``hitl worker``, ``hitl serve``)."""
+        options: dict[str, Any] = {
+            "concurrency": settings.worker_concurrency,
+            "lease_seconds": settings.lease_seconds,
+            "heartbeat_seconds": settings.effective_heartbeat_seconds,
+            "poll_seconds": settings.poll_seconds,
+            "shutdown_grace_seconds": settings.shutdown_grace_seconds,
+        }
+        options.update(overrides)
+        return cls(engine, graphs, **options)
+
+    @property
+    def active_runs(self) -> int:
+        """Runs executing right now (a paused thread is not one of them)."""
+        return len(self._running)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop claiming and drain; ``graceful=False`` hands running runs back at once.
+
+        Safe to call from any thread and more than once.
+        """
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._request_stop, graceful)
+                return
+        self._request_stop(graceful)
+
+    def _request_stop(self, graceful: bool) -> None:
+        if not self._stopping:
+            logger.info("worker %s: stopping (%d runs active)", self.worker_id, self.active_runs)
+        self._stopping = True
+        if not graceful:
+            self._force.set()
+        self._wake.set()
+        self._slot_freed.set()
+
+    async def run(self, *, install_signal_handlers: bool = False) -> None:
+        """Work until stopped (`stop`, or SIGTERM/SIGINT when ``install_signal_handlers``)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        unsubscribe = subscribe(lambda: loop.call_soon_threadsafe(self._wake.set))
+        signals = self._install_signal_handlers(loop) if install_signal_handlers else []
+        side_tasks = [
+            asyncio.create_task(self._supervise("heartbeat", self._heartbeat_loop)),
+            asyncio.create_task(self._supervise("reaper", self._reaper_loop)),
+        ]
+        if self.listen:
+            self.listener = RunListener(asyncpg_dsn(self.engine.url), self._wake.set)
+            side_tasks.append(asyncio.create_task(self._supervise("listener", self.listener.run)))
+        logger.info(
+            "worker %s: started (concurrency %d, lease %.1fs)",
+            self.worker_id,
+            self.concurrency,
+            self.lease_seconds,
+        )
+        self.started.set()
+        try:
+            await self._claim_loop()
+        except asyncio.CancelledError:
+            self._request_stop(graceful=False)  # cancelled from outside: hand back at once
+            raise
+        finally:
+            try:
+                await self._drain()
+            finally:
+                for task in side_tasks:
+                    task.cancel()
+                await asyncio.gather(*side_tasks, return_exceptions=True)
+                unsubscribe()
+                for sig in signals:
+                    loop.remove_signal_handler(sig)
+                logger.info("worker %s: stopped", self.worker_id)
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        def on_signal(sig: signal.Signals) -> None:
+            graceful = not self._stopping  # the second signal means "now"
+            logger.info("worker %s: %s received", self.worker_id, sig.name)
+            self._request_stop(graceful)
+
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+        return installed
+
+    async def _supervise(self, name: str, loop_fn: Callable[[], Awaitable[None]]) -> None:
+        """Keep a side task alive: a bug in one pass is logged, and the task starts again."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker %s: %s task crashed; restarting", self.worker_id, name)
+                await asyncio.sleep(1.0)
+
+    # -- claiming -------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            if len(self._running) >= self.concurrency:
+                self._slot_freed.clear()
+                if len(self._running) >= self.concurrency:
+                    await self._slot_freed.wait()
+                continue
+            self._wake.clear()  # before claiming: a NOTIFY from now on triggers another claim
+            try:
+                run = await self.queue.claim(self.worker_id, self.lease_seconds)
+            except Exception as exc:
+                failures += 1
+                delay = min(0.25 * 2**failures, 10.0)
+                self._log_db_problem("claim", exc, failures, delay)
+                await _wait(self._wake, delay)  # stop() and NOTIFY cut the backoff short
+                continue
+            if failures:
+                logger.info("worker %s: database reachable again", self.worker_id)
+                failures = 0
+            if run is None:
+                await _wait(self._wake, self.poll_seconds)
+                continue
+            self._start(run)
+
+    def _log_db_problem(self, what: str, exc: Exception, failures: int, delay: float) -> None:
+        """Warn on the first failure and then at 2, 4, 8... in a row; a traceback only once."""
+        loud = failures & (failures - 1) == 0
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "worker %s: %s failed %d time(s) in a row (%s: %s); retrying in %.1fs",
+            self.worker_id,
+            what,
+            failures,
+            type(exc).__name__,
+            exc,
+            delay,
+            exc_info=failures == 1 and not isinstance(exc, UnavailableError),
+        )
+
+    def _start(self, run: ClaimedRun) -> None:
+        task = asyncio.create_task(self._execute(run), name=f"hitl-run-{run.id}")
+        self._running[run.id] = _Active(run, task)
+        logger.debug(
+            "worker %s: claimed run %s of thread %s", self.worker_id, run.id, run.thread_id
+        )
+
+    async def _execute(self, run: ClaimedRun) -> None:
+        try:
+            outcome = await self.executor.execute(run)
+            logger.info(
+                "run %s of thread %s: %s (thread %s)",
+                run.id,
+                run.thread_id,
+                outcome.run_status,
+                outcome.thread_status,
+            )
+        except asyncio.CancelledError:
+            active = self._running.get(run.id)
+            if active is not None and active.lost:
+                logger.warning("run %s: lease lost; abandoned without writing", run.id)
+            else:
+                await self._release(run)
+        except LeaseLostError:
+            logger.warning("run %s: lease lost before commit; nothing written", run.id)
+        except UnavailableError as exc:
+            logger.warning("run %s: database unavailable (%s); the lease will expire", run.id, exc)
+        except Exception:
+            logger.exception("run %s of thread %s: unexpected error", run.id, run.thread_id)
+        finally:
+            self._running.pop(run.id, None)
+            self._slot_freed.set()
+            self._wake.set()  # a slot is free: claim again without waiting for a poll
+
+    async def _release(self, run: ClaimedRun) -> None:
+        try:
+            async with asyncio.timeout(max(self.lease_seconds, 5.0)):
+                released = await self.queue.release(run)
+        except Exception as exc:  # the lease expires anyway; the reaper requeues it
+            logger.warning("run %s: could not hand back (%s); it will be reaped", run.id, exc)
+            return
+        if released:
+            logger.info("run %s of thread %s: handed back to the queue", run.id, run.thread_id)
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        grace = 0.0 if self._force.is_set() else self.shutdown_grace_seconds
+        logger.info(
+            "worker %s: waiting up to %.1fs for %d runs", self.worker_id, grace, len(self._running)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        force = asyncio.ensure_future(self._force.wait())
+        try:
+            while self._running and not self._force.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                tasks = {active.task for active in self._running.values()}
+                await asyncio.wait(
+                    {*tasks, force}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            force.cancel()
+        pending = list(self._running.values())
+        for active in pending:
+            active.handed_back = True
+            active.task.cancel()
+        await asyncio.gather(*(a.task for a in pending), return_exceptions=True)
+
+    # -- side tasks -----------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            ids = [run_id for run_id, active in self._running.items() if not active.lost]
+            if not ids:
+                continue
+            try:
+                held = await self.queue.heartbeat_many(self.worker_id, ids, self.lease_seconds)
+            except Exception as exc:
+                failures += 1
+                self._log_db_problem("heartbeat", exc, failures, self.heartbeat_seconds)
+                continue
+            failures = 0
+            for run_id in set(ids) - held:
+                active = self._running.get(run_id)
+                if active is not None and not active.task.done():
+                    logger.warning("run %s: lease lost; cancelling it", run_id)
+                    active.lost = True
+                    active.task.cancel()
+
+    async def _reaper_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                reaped = await self.queue.reap()
+            except Exception as exc:
+                failures += 1
+                self._log_db_problem("reap", exc, failures, self.reap_seconds)
+                reaped = []
+            else:
+                failures = 0
+            for item in reaped:
+                logger.warning(
+                    "run %s of thread %s: lease expired; %s",
+                    item.id,
+                    item.thread_id,
+                    "requeued" if item.status is RunStatus.QUEUED else "given up",
+                )
+            if reaped:
+                self._wake.set()
+            await asyncio.sleep(self.reap_seconds)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
