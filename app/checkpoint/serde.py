@@ -10,7 +10,7 @@ names the type::
     {"__t": "bytes", "v": "<base64>"}     bytes; "bytearray" likewise
     {"__t": "dt", "v": "<isoformat>"}     datetime; "date", "time" likewise
     {"__t": "td", "v": [d, s, us]}        timedelta
-    {"__t": "uuid", "v": "<hex>"}         UUID
+    {"__t": "uuid", "v": "<canonical>"}   UUID
     {"__t": "dec", "v": "<str>"}          Decimal
     {"__t": "int", "v": "<str>"}          int outside the signed 64-bit range
     {"__t": "float", "v": "nan"}          nan, inf, -inf
@@ -175,9 +175,11 @@ def encode(obj: Any) -> Any:
     if t is float:
         return obj if math.isfinite(obj) else {TAG: "float", "v": repr(obj)}
     if t is dict:
-        if TAG not in obj and all(type(k) is str for k in obj):
+        if TAG not in obj:
             try:
-                return {k: encode(v) for k, v in obj.items()}
+                return {k if type(k) is str else _non_str_key(): encode(v) for k, v in obj.items()}
+            except _NonStrKeyError:
+                pass
             except SerializationError as exc:
                 _locate(exc, obj.items())
         return {TAG: "dict", "v": _encode_pairs(obj)}
@@ -186,6 +188,14 @@ def encode(obj: Any) -> Any:
     if t is tuple:
         return {TAG: "tuple", "v": _encode_items(obj)}
     return _encode_other(obj)
+
+
+class _NonStrKeyError(Exception):
+    """A dict has a key JSON cannot hold: store it with the ``dict`` tag."""
+
+
+def _non_str_key() -> NoReturn:
+    raise _NonStrKeyError
 
 
 def _encode_items(items: Any) -> list[Any]:
@@ -261,7 +271,7 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     date: lambda o: {TAG: "date", "v": o.isoformat()},
     time: lambda o: {TAG: "time", "v": o.isoformat()},
     timedelta: lambda o: {TAG: "td", "v": [o.days, o.seconds, o.microseconds]},
-    uuid.UUID: lambda o: {TAG: "uuid", "v": o.hex},
+    uuid.UUID: lambda o: {TAG: "uuid", "v": str(o)},
     Decimal: lambda o: {TAG: "dec", "v": str(o)},
 }
 
@@ -291,10 +301,18 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Inverse of `dumps`."""
+    """Inverse of `dumps`.
+
+    Raises:
+        SerializationError: the data is not valid JSON, has an unknown tag, or names a class
+            that may not be loaded.
+    """
     if isinstance(data, memoryview):
         data = data.tobytes()
-    raw = orjson.loads(data)
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise SerializationError("bytes", f"stored data is not valid JSON: {exc}") from None
     probe = data.encode() if isinstance(data, str) else data
     return decode(raw) if _TAG_BYTES in probe else raw
 

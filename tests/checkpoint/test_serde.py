@@ -59,7 +59,7 @@ def test_nan_round_trips() -> None:
 
 
 def test_engine_types_round_trip() -> None:
-    from app.graph import MISSING, Command, Interrupt, Send
+    from app.graph import Command, Interrupt, Send
 
     values = [
         Interrupt(value="ok?", id="a" * 32),
@@ -69,7 +69,7 @@ def test_engine_types_round_trip() -> None:
     ]
     back = serde.loads(serde.dumps(values))
     assert back == values
-    assert back[0].default is MISSING and not back[0].has_default
+    assert back[0].default is values[0].default and not back[0].has_default
 
 
 def test_plain_json_is_stored_as_itself() -> None:
@@ -105,6 +105,11 @@ def test_user_dicts_cannot_forge_tags() -> None:
 def test_decoding_refuses_arbitrary_classes(stored: dict[str, Any]) -> None:
     with pytest.raises(SerializationError):
         serde.loads(orjson.dumps(stored))
+
+
+def test_corrupt_data_is_a_serialization_error() -> None:
+    with pytest.raises(SerializationError, match="not valid JSON"):
+        serde.loads(b"\x80not json")
 
 
 def test_error_names_the_type_and_path() -> None:
