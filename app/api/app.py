@@ -1,0 +1,123 @@
+"""The FastAPI application: `create_app(settings)` and its lifespan.
+
+Nothing is built at import time. The lifespan migrates a SQLite database on first start, builds
+the engine, the graph registry, the run queue and the use cases onto ``app.state``, and, when
+asked, runs an embedded worker beside the API (``hitl serve``); on shutdown it drains the worker
+and disposes of the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api import problems
+from app.api.deps import Services
+from app.api.metrics import ApiMetrics
+from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.api.routes import graphs, health, interrupts, threads
+from app.config import Settings, get_settings
+from app.db.engine import create_engine
+from app.db.migrate import aupgrade
+from app.graphs.registry import GraphRegistry
+from app.queue import RunQueue
+from app.services.interrupts import InterruptService
+from app.services.threads import ThreadService
+
+log = logging.getLogger(__name__)
+
+#: Set by ``hitl serve`` for its uvicorn worker processes (which build the app from a factory).
+EMBEDDED_WORKER_ENV = "HITL_SERVE_EMBEDDED_WORKER"
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Handler name = operationId (tests and clients use ``app.url_path_for(name)``)."""
+    return route.name
+
+
+def _build_worker(settings: Settings, engine: Any, registry: GraphRegistry, queue: RunQueue) -> Any:
+    from app.worker import Worker
+
+    return Worker.from_settings(engine, registry, settings)
+
+
+async def _start(app: FastAPI, settings: Settings, registry: GraphRegistry | None) -> Services:
+    if settings.async_database_url.startswith("sqlite"):
+        await aupgrade(settings.database_url)  # the embedded default: created and migrated here
+    engine = create_engine(settings.database_url)
+    registry = registry or GraphRegistry.from_spec(settings.graphs)
+    queue = RunQueue(engine)
+    return Services(
+        settings=settings,
+        engine=engine,
+        registry=registry,
+        threads=ThreadService(engine, registry, queue, wait_max_seconds=settings.wait_max_seconds),
+        interrupts=InterruptService(engine, queue),
+        worker=None,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    embedded_worker: bool = False,
+    registry: GraphRegistry | None = None,
+) -> FastAPI:
+    """Build the API. ``embedded_worker`` also runs a worker in this process (``hitl serve``)."""
+    settings = settings or get_settings()
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await _start(app, settings, registry)
+        app.state.services = services
+        worker_task: asyncio.Task[Any] | None = None
+        if embedded_worker:
+            services.worker = _build_worker(
+                settings, services.engine, services.registry, services.threads.queue
+            )
+            worker_task = asyncio.create_task(services.worker.run(), name="hitl-embedded-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                services.worker.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await services.engine.dispose()
+
+    app = FastAPI(
+        title="hitl",
+        summary="Human-in-the-loop graphs over HTTP",
+        description=(
+            "Start threads of hosted graphs, list what waits for a human, answer it, "
+            "see it finish. Errors are application/problem+json (RFC 9457)."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    problems.install(app)
+    for module in (threads, interrupts, graphs, health):
+        app.include_router(module.router)
+    # Last added is outermost: request ids and metrics wrap the body limit's 413 too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings from the environment."""
+    return create_app(
+        get_settings(), embedded_worker=os.environ.get(EMBEDDED_WORKER_ENV, "1") == "1"
+    )

@@ -1,0 +1,1 @@
+"""Route modules; each handler's name is its OpenAPI operationId."""

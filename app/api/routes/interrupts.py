@@ -1,0 +1,100 @@
+"""The inbox: interrupts across all threads, one interrupt, and answering one by its id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Response
+
+from app.api.deps import (
+    CursorQuery,
+    IdempotencyKeyHeader,
+    InterruptServiceDep,
+    LimitQuery,
+    MetricsDep,
+    RequestIdDep,
+    ThreadServiceDep,
+    WaitQuery,
+)
+from app.api.schemas import (
+    InterruptDetailResponse,
+    InterruptListResponse,
+    InterruptResponse,
+    InterruptStatusName,
+    ProblemResponse,
+    ResumeInterruptRequest,
+    ThreadResponse,
+)
+
+router = APIRouter(prefix="/interrupts", tags=["interrupts"])
+
+PROBLEM = {"model": ProblemResponse, "content": {"application/problem+json": {}}}
+
+
+@router.get("", responses={422: PROBLEM})
+async def list_interrupts(
+    interrupts: InterruptServiceDep,
+    status: InterruptStatusName = "pending",
+    graph: str | None = None,
+    node: str | None = None,
+    thread_id: str | None = None,
+    older_than: datetime | None = None,
+    expires_before: datetime | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> InterruptListResponse:
+    """The inbox: one row per interrupt across all threads, newest first (pending by default)."""
+    page = await interrupts.list(
+        status=status,
+        graph=graph,
+        node=node,
+        thread_id=thread_id,
+        older_than=older_than,
+        expires_before=expires_before,
+        limit=limit,
+        cursor=cursor,
+    )
+    return InterruptListResponse(
+        interrupts=[InterruptResponse.from_record(i) for i in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{interrupt_id}", responses={404: PROBLEM})
+async def get_interrupt(
+    interrupt_id: str, interrupts: InterruptServiceDep
+) -> InterruptDetailResponse:
+    """One interrupt; once answered, also who answered, when, and the answer."""
+    return InterruptDetailResponse.from_record(await interrupts.get(interrupt_id))
+
+
+@router.post(
+    "/{interrupt_id}/resume",
+    status_code=202,
+    responses={404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+)
+async def resume_interrupt(
+    interrupt_id: str,
+    body: ResumeInterruptRequest,
+    response: Response,
+    interrupts: InterruptServiceDep,
+    threads: ThreadServiceDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    wait: WaitQuery = False,
+) -> ThreadResponse:
+    """Answer one interrupt by its id; 202 with its thread, now queued."""
+    with metrics.count_resume():
+        outcome = await interrupts.resume_interrupt(
+            interrupt_id,
+            body.value,
+            answered_by=body.answered_by,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+        )
+    thread = outcome.value
+    if wait and not outcome.replayed:
+        thread = await threads.wait(thread.thread_id)
+    response.status_code = outcome.status_code
+    return ThreadResponse.from_record(thread)

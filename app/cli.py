@@ -1,0 +1,325 @@
+"""The ``hitl`` command: run the service (serve, worker, migrate, graphs) and talk to it.
+
+Composition only: parse arguments, read `Settings`, hand over to uvicorn, the worker, Alembic or
+the HTTP API. Client commands (``threads``, ``interrupts``, ``resume``) speak HTTP to a running
+service (``--url``, default ``HITL_PUBLIC_URL``) and print readable tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from app.config import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+# --- service commands ---------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.api.app import EMBEDDED_WORKER_ENV, create_app
+    from app.db.migrate import upgrade
+
+    if settings.async_database_url.startswith("sqlite"):
+        upgrade(settings.database_url)  # once, before any server process starts
+    log_level = (args.log_level or settings.log_level).lower()
+    if args.workers > 1:
+        os.environ[EMBEDDED_WORKER_ENV] = "0" if args.no_worker else "1"
+        uvicorn.run(
+            "app.api.app:create_app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=log_level,
+        )
+    else:
+        app = create_app(settings, embedded_worker=not args.no_worker)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.worker import run_worker
+
+    if args.concurrency:
+        settings = settings.model_copy(update={"worker_concurrency": args.concurrency})
+    return asyncio.run(run_worker(settings)) or 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.migrate import upgrade
+
+    url = args.database_url or settings.database_url
+    upgrade(url)
+    console.print(f"[green]migrated[/green] {_redact(url)} to head")
+    return 0
+
+
+def cmd_graphs(args: argparse.Namespace, settings: Settings) -> int:
+    from app.graphs.registry import GraphRegistry, parse_graphs
+
+    registry = GraphRegistry.from_spec(settings.graphs)
+    targets = {s.name: s.target for s in parse_graphs(settings.graphs)}
+    table = Table(title="Registered graphs")
+    for column in ("name", "target", "nodes"):
+        table.add_column(column)
+    for name in registry.names():
+        info = registry.describe(name)
+        nodes = [n for n in info.nodes if not n.startswith("__")]
+        table.add_row(name, targets.get(name, ""), ", ".join(nodes))
+    console.print(table)
+    return 0
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        rest = f"{user}:***@{rest.split('@', 1)[1]}"
+    return f"{scheme}{sep}{rest}"
+
+
+# --- client commands ----------------------------------------------------------------------
+
+
+class ProblemError(Exception):
+    """The service answered with a problem response."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(body.get("detail") or body.get("title") or str(status))
+
+
+def _client(args: argparse.Namespace, settings: Settings) -> httpx.Client:
+    headers = {"Accept": "application/json"}
+    api_key = args.api_key or os.environ.get("HITL_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    base_url = args.url or settings.public_url
+    return httpx.Client(base_url=base_url, headers=headers, timeout=args.timeout)
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    response = client.request(method, path, **kwargs)
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"detail": response.text}
+        raise ProblemError(response.status_code, body if isinstance(body, dict) else {})
+    return response.json() if response.content else None
+
+
+def _parse_value(text: str) -> Any:
+    """A JSON value when the text is one (``true``, ``{"a": 1}``), else the text as a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _threads_table(threads: Sequence[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("thread_id", "graph", "status", "waiting on", "updated"):
+        table.add_column(column, overflow="fold")
+    for t in threads:
+        pending = t.get("interrupts") or []
+        waiting = "; ".join(f"{i['id'][:8]} {_short(i['value'], 50)}" for i in pending)
+        if t.get("error"):
+            waiting = f"[red]{_short(t['error'].get('type', ''))}: {_short(t['error'].get('message', ''))}[/red]"
+        table.add_row(t["thread_id"], t["graph"], t["status"], waiting, t["updated_at"][:19])
+    return table
+
+
+def _print_thread(thread: dict[str, Any]) -> None:
+    console.print(_threads_table([thread], f"Thread {thread['thread_id']}"))
+    if thread.get("values") is not None:
+        console.print_json(data=thread["values"])
+
+
+def cmd_threads_list(args: argparse.Namespace, settings: Settings) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    if args.graph:
+        params["graph"] = args.graph
+    for item in args.metadata or []:
+        key, _, value = item.partition("=")
+        params[f"metadata.{key}"] = value
+    with _client(args, settings) as client:
+        page = _call(client, "GET", "/threads", params=params)
+    console.print(_threads_table(page["threads"], "Threads"))
+    if page.get("next_cursor"):
+        console.print(f"more: --cursor {page['next_cursor']}")
+    return 0
+
+
+def cmd_threads_get(args: argparse.Namespace, settings: Settings) -> int:
+    with _client(args, settings) as client:
+        _print_thread(_call(client, "GET", f"/threads/{args.thread_id}"))
+    return 0
+
+
+def cmd_threads_start(args: argparse.Namespace, settings: Settings) -> int:
+    body: dict[str, Any] = {"graph": args.graph, "input": _parse_value(args.input)}
+    if args.thread_id:
+        body["thread_id"] = args.thread_id
+    with _client(args, settings) as client:
+        thread = _call(client, "POST", "/threads", json=body, params={"wait": args.wait})
+    _print_thread(thread)
+    return 0
+
+
+def cmd_interrupts_list(args: argparse.Namespace, settings: Settings) -> int:
+    params: dict[str, Any] = {"limit": args.limit, "status": args.status}
+    if args.graph:
+        params["graph"] = args.graph
+    with _client(args, settings) as client:
+        page = _call(client, "GET", "/interrupts", params=params)
+    table = Table(title=f"Interrupts ({args.status})")
+    for column in ("id", "thread_id", "graph", "node", "question", "created"):
+        table.add_column(column, overflow="fold")
+    for i in page["interrupts"]:
+        table.add_row(
+            i["id"], i["thread_id"], i["graph"], i["node"], _short(i["value"]), i["created_at"][:19]
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    value = _parse_value(args.value)
+    body: dict[str, Any] = (
+        {"values": {args.interrupt: value}} if args.interrupt else {"value": value}
+    )
+    if args.answered_by:
+        body["answered_by"] = args.answered_by
+    with _client(args, settings) as client:
+        thread = _call(
+            client,
+            "POST",
+            f"/threads/{args.thread_id}/resume",
+            json=body,
+            params={"wait": args.wait},
+        )
+    _print_thread(thread)
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the service's base URL (default: HITL_PUBLIC_URL)")
+    parser.add_argument("--api-key", help="API key (default: HITL_API_KEY)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the API with an embedded worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--no-worker", action="store_true", help="API only, no embedded worker")
+    serve.add_argument("--log-level", help="uvicorn log level (default: HITL_LOG_LEVEL)")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker (no HTTP)")
+    worker.add_argument("--concurrency", type=int, help="runs at once (HITL_WORKER_CONCURRENCY)")
+    worker.set_defaults(handler=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--database-url", help="default: HITL_DATABASE_URL")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    sub.add_parser("graphs", help="list the registered graphs").set_defaults(handler=cmd_graphs)
+
+    threads = sub.add_parser("threads", help="threads of a running service")
+    threads_sub = threads.add_subparsers(dest="threads_command", required=True, metavar="ACTION")
+    t_list = threads_sub.add_parser("list", help="list threads, newest first")
+    t_list.add_argument(
+        "--status", choices=["queued", "running", "interrupted", "completed", "failed", "cancelled"]
+    )
+    t_list.add_argument("--graph")
+    t_list.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    t_list.add_argument("--limit", type=int, default=20)
+    t_list.set_defaults(handler=cmd_threads_list)
+    t_get = threads_sub.add_parser("get", help="show one thread")
+    t_get.add_argument("thread_id")
+    t_get.set_defaults(handler=cmd_threads_get)
+    t_start = threads_sub.add_parser("start", help="start a thread")
+    t_start.add_argument("graph")
+    t_start.add_argument("--input", default="null", help="JSON input (default null)")
+    t_start.add_argument("--thread-id")
+    t_start.add_argument("--wait", action="store_true", help="answer once the run settled")
+    t_start.set_defaults(handler=cmd_threads_start)
+
+    interrupts = sub.add_parser("interrupts", help="the inbox of a running service")
+    i_sub = interrupts.add_subparsers(dest="interrupts_command", required=True, metavar="ACTION")
+    i_list = i_sub.add_parser("list", help="interrupts across all threads, newest first")
+    i_list.add_argument(
+        "--status", default="pending", choices=["pending", "answered", "expired", "cancelled"]
+    )
+    i_list.add_argument("--graph")
+    i_list.add_argument("--limit", type=int, default=20)
+    i_list.set_defaults(handler=cmd_interrupts_list)
+
+    resume = sub.add_parser("resume", help="answer a waiting thread")
+    resume.add_argument("thread_id")
+    resume.add_argument("value", help="the answer: JSON, or plain text")
+    resume.add_argument("--interrupt", help="the interrupt id (when several are pending)")
+    resume.add_argument("--answered-by")
+    resume.add_argument("--wait", action="store_true", help="answer once the run settled")
+    resume.set_defaults(handler=cmd_resume)
+
+    for client_parser in (t_list, t_get, t_start, i_list, resume):
+        _client_options(client_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    try:
+        return int(args.handler(args, settings) or 0)
+    except ProblemError as exc:
+        body = exc.body
+        err_console.print(
+            f"[red]error {exc.status}[/red] {body.get('code', '')}: {body.get('detail', exc)}"
+        )
+        for item in body.get("errors") or []:
+            err_console.print(f"  - {item.get('loc')}: {item.get('msg')}")
+        return 1
+    except httpx.HTTPError as exc:
+        err_console.print(f"[red]cannot reach the service[/red]: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Interrupt use cases: the inbox, one interrupt, and answering (resuming) exactly once.
+
+Answering is a compare-and-set in one transaction with the enqueue of the run that delivers it:
+``UPDATE interrupts SET status='answered' ... WHERE id=:id AND status='pending' RETURNING id``.
+Two concurrent answers to one interrupt: PostgreSQL makes the second UPDATE wait for the first's
+row lock and then match no row; SQLite serializes the write transactions. Either way exactly one
+answer is stored and queued (202), the other gets 409, and the graph sees one answer. Everything
+that can be checked (the thread, which interrupts are pending, the answers' schemas) is checked
+before that UPDATE, so a bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db.tables import InterruptRow, ThreadRow, utcnow
+from app.errors import (
+    AmbiguousResumeError,
+    InterruptNotFoundError,
+    InterruptNotPendingError,
+    InvalidAnswerError,
+    InvalidInputError,
+    ThreadNotFoundError,
+    ThreadNotInterruptedError,
+)
+from app.services import pagination
+from app.services.idempotency import IdempotencyKey
+from app.services.threads import RunQueuePort, load_thread
+from app.services.transactions import read_tx, run_write
+from app.services.views import (
+    InterruptItem,
+    InterruptStatus,
+    Outcome,
+    Page,
+    Thread,
+    ThreadStatus,
+    thread_from_json,
+    thread_to_json,
+)
+
+#: Sentinel: no bare ``value`` was sent (``None`` is a valid answer).
+MISSING: Any = object()
+
+# The pending interrupts of one thread, with what validating an answer needs.
+SELECT_THREAD_PENDING = sa.select(InterruptRow.id, InterruptRow.schema).where(
+    InterruptRow.thread_id == sa.bindparam("thread_id"),
+    InterruptRow.status == InterruptStatus.PENDING.value,
+)
+
+# Compare-and-set: answer an interrupt only while it is pending (the exactly-once guard).
+ANSWER = (
+    sa.update(InterruptRow)
+    .where(
+        InterruptRow.id == sa.bindparam("b_id"),
+        InterruptRow.thread_id == sa.bindparam("b_thread_id"),
+        InterruptRow.status == InterruptStatus.PENDING.value,
+    )
+    .values(
+        status=InterruptStatus.ANSWERED.value,
+        answer=sa.bindparam("b_answer", type_=InterruptRow.answer.type),
+        answered_by=sa.bindparam("b_answered_by"),
+        request_id=sa.bindparam("b_request_id"),
+        answered_at=utcnow(),
+    )
+    .returning(InterruptRow.id)
+)
+
+# The thread now has work to do; a thread already queued or running keeps its status.
+MARK_QUEUED = (
+    sa.update(ThreadRow)
+    .where(
+        ThreadRow.thread_id == sa.bindparam("b_thread_id"),
+        ThreadRow.status == ThreadStatus.INTERRUPTED.value,
+    )
+    .values(status=ThreadStatus.QUEUED.value, updated_at=utcnow())
+)
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: bytes) -> Any:
+    schema = orjson.loads(schema_json)
+    cls = validator_for(schema, default=Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def schema_errors(interrupt_id: str, schema: Any, answer: Any) -> list[dict[str, Any]]:
+    """Why ``answer`` fails ``schema`` (empty when it fits, or when there is no usable schema)."""
+    if not isinstance(schema, dict) or not schema:
+        return []
+    try:
+        validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    except SchemaError:
+        return []  # the graph declared a broken schema; the engine validates again anyway
+    return [
+        {
+            "interrupt_id": interrupt_id,
+            "loc": ["value", *(str(p) for p in error.absolute_path)],
+            "msg": error.message,
+            "type": str(error.validator),
+        }
+        for error in sorted(validator.iter_errors(answer), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def _item(row: Any) -> InterruptItem:
+    return InterruptItem(
+        id=row.id,
+        thread_id=row.thread_id,
+        graph=row.graph,
+        node=row.node,
+        value=row.value,
+        schema=row.schema,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        status=row.status,
+        answer=row.answer,
+        answered_by=row.answered_by,
+        answered_at=row.answered_at,
+    )
+
+
+class InterruptService:
+    """The inbox and the resume use cases."""
+
+    def __init__(self, engine: AsyncEngine, queue: RunQueuePort) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.dialect = engine.dialect.name
+
+    async def list(
+        self,
+        *,
+        status: str = InterruptStatus.PENDING.value,
+        graph: str | None = None,
+        node: str | None = None,
+        thread_id: str | None = None,
+        older_than: datetime | None = None,
+        expires_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[InterruptItem]:
+        """One row per interrupt across all threads, newest first."""
+        pagination.check_limit(limit)
+        conditions: list[sa.ColumnElement[bool]] = [InterruptRow.status == status]
+        if graph is not None:
+            conditions.append(InterruptRow.graph == graph)
+        if node is not None:
+            conditions.append(InterruptRow.node == node)
+        if thread_id is not None:
+            conditions.append(InterruptRow.thread_id == thread_id)
+        if older_than is not None:
+            conditions.append(InterruptRow.created_at < older_than)
+        if expires_before is not None:
+            conditions.append(InterruptRow.expires_at < expires_before)
+        if cursor:
+            conditions.append(
+                pagination.after_cursor(
+                    InterruptRow.created_at, InterruptRow.id, cursor, self.dialect
+                )
+            )
+        query = (
+            sa.select(
+                *InterruptRow.__table__.columns,
+                pagination.sort_value(InterruptRow.created_at, self.dialect).label("position"),
+            )
+            .where(*conditions)
+            .order_by(InterruptRow.created_at.desc(), InterruptRow.id.desc())
+            .limit(limit + 1)
+        )
+        async with read_tx(self.engine) as conn:
+            rows = (await conn.execute(query)).all()
+        items = [_item(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = pagination.encode_cursor(last.position, last.id)
+        return Page(items, next_cursor)
+
+    async def get(self, interrupt_id: str) -> InterruptItem:
+        async with read_tx(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*InterruptRow.__table__.columns).where(
+                        InterruptRow.id == interrupt_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise InterruptNotFoundError(
+                f"Interrupt {interrupt_id!r} does not exist.", interrupt_id=interrupt_id
+            )
+        return _item(row)
+
+    async def resume_thread(
+        self,
+        thread_id: str,
+        *,
+        value: Any = MISSING,
+        values: Mapping[str, Any] | None = None,
+        answered_by: str | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome[Thread]:
+        """Answer a thread's pending interrupt(s): a bare value (exactly one pending) or a map."""
+        if (value is MISSING) == (values is None):
+            raise InvalidInputError('Send exactly one of "value" and "values".')
+        if values is not None and not values:
+            raise InvalidInputError('"values" is empty: name at least one pending interrupt.')
+        request = {
+            "value": None if value is MISSING else value,
+            "values": dict(values) if values is not None else None,
+            "bare": value is not MISSING,
+            "answered_by": answered_by,
+        }
+        ikey = IdempotencyKey.build(f"POST /threads/{thread_id}/resume", idempotency_key, request)
+
+        async def effect(conn: AsyncConnection) -> Outcome[Thread]:
+            exists = (
+                await conn.execute(
+                    sa.select(ThreadRow.status).where(ThreadRow.thread_id == thread_id)
+                )
+            ).first()
+            if exists is None:
+                raise ThreadNotFoundError(
+                    f"Thread {thread_id!r} does not exist.", thread_id=thread_id
+                )
+            pending = {
+                r.id: r.schema
+                for r in await conn.execute(SELECT_THREAD_PENDING, {"thread_id": thread_id})
+            }
+            if not pending:
+                raise ThreadNotInterruptedError(
+                    f"Thread {thread_id!r} is {exists.status}; it is not waiting for an answer.",
+                    thread_id=thread_id,
+                    status=exists.status,
+                )
+            if values is None:
+                if len(pending) > 1:
+                    raise AmbiguousResumeError(
+                        f"{len(pending)} interrupts are pending; answer them by id with "
+                        '"values": {interrupt_id: answer, ...}.',
+                        thread_id=thread_id,
+                        pending_ids=sorted(pending),
+                    )
+                answers = {next(iter(pending)): value}
+            else:
+                unknown = sorted(i for i in values if i not in pending)
+                if unknown:
+                    raise InterruptNotPendingError(
+                        f"Not pending on thread {thread_id!r}: {', '.join(unknown)}.",
+                        thread_id=thread_id,
+                        interrupt_ids=unknown,
+                        pending_ids=sorted(pending),
+                    )
+                answers = dict(values)
+            return await self._answer(
+                conn, thread_id, answers, pending, answered_by=answered_by, request_id=request_id
+            )
+
+        return await run_write(
+            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json
+        )
+
+    async def resume_interrupt(
+        self,
+        interrupt_id: str,
+        value: Any,
+        *,
+        answered_by: str | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome[Thread]:
+        """Answer one interrupt by its id (same rules as a thread resume)."""
+        request = {"value": value, "answered_by": answered_by}
+        ikey = IdempotencyKey.build(
+            f"POST /interrupts/{interrupt_id}/resume", idempotency_key, request
+        )
+
+        async def effect(conn: AsyncConnection) -> Outcome[Thread]:
+            row = (
+                await conn.execute(
+                    sa.select(
+                        InterruptRow.thread_id,
+                        InterruptRow.status,
+                        InterruptRow.schema,
+                        InterruptRow.answered_at,
+                    ).where(InterruptRow.id == interrupt_id)
+                )
+            ).first()
+            if row is None:
+                raise InterruptNotFoundError(
+                    f"Interrupt {interrupt_id!r} does not exist.", interrupt_id=interrupt_id
+                )
+            if row.status != InterruptStatus.PENDING.value:
+                raise InterruptNotPendingError(
+                    f"Interrupt {interrupt_id!r} is {row.status}, not pending.",
+                    interrupt_id=interrupt_id,
+                    thread_id=row.thread_id,
+                    status=row.status,
+                )
+            return await self._answer(
+                conn,
+                row.thread_id,
+                {interrupt_id: value},
+                {interrupt_id: row.schema},
+                answered_by=answered_by,
+                request_id=request_id,
+            )
+
+        return await run_write(
+            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json
+        )
+
+    async def _answer(
+        self,
+        conn: AsyncConnection,
+        thread_id: str,
+        answers: Mapping[str, Any],
+        schemas: Mapping[str, Any],
+        *,
+        answered_by: str | None,
+        request_id: str | None,
+    ) -> Outcome[Thread]:
+        errors = [e for i, a in answers.items() for e in schema_errors(i, schemas.get(i), a)]
+        if errors:
+            raise InvalidAnswerError(
+                "The answer does not satisfy the interrupt's schema.",
+                thread_id=thread_id,
+                errors=errors,
+            )
+        for interrupt_id, answer in answers.items():
+            won = (
+                await conn.execute(
+                    ANSWER,
+                    {
+                        "b_id": interrupt_id,
+                        "b_thread_id": thread_id,
+                        "b_answer": answer,
+                        "b_answered_by": answered_by,
+                        "b_request_id": request_id,
+                    },
+                )
+            ).first()
+            if won is None:  # answered by someone else since we looked: roll everything back
+                raise InterruptNotPendingError(
+                    f"Interrupt {interrupt_id!r} was answered meanwhile.",
+                    interrupt_id=interrupt_id,
+                    thread_id=thread_id,
+                )
+        await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})
+        await self.queue.enqueue(conn, thread_id)  # same transaction as the answers
+        return Outcome(await load_thread(conn, thread_id), status_code=202)
