@@ -61,7 +61,7 @@ def test_nan_round_trips() -> None:
 def test_engine_types_round_trip() -> None:
     from app.graph import Command, Interrupt, Send
 
-    values = [
+    values: list[Any] = [
         Interrupt(value="ok?", id="a" * 32),
         Interrupt(value={"q": 1}, id="b" * 32, schema={"type": "string"}, timeout=5.0, default="n"),
         Send("node", {"item": (1, 2)}),

@@ -140,3 +140,19 @@ async def test_missing_tables_are_translated(tmp_path: Any) -> None:
         assert not isinstance(caught.value, sa.exc.SQLAlchemyError)
     finally:
         await engine.dispose()
+
+
+def test_sync_wrappers_work_from_plain_code(sqlite_url: str) -> None:
+    from app.checkpoint.base import run_sync
+
+    engine = create_engine(sqlite_url)
+    saver = SqlCheckpointer(engine)
+    try:
+        saver.put(make_checkpoint("0001"))
+        saver.put_writes("thread-1", "", "0001", T1, [("a", 1)])
+        assert writes_of(saver.get_tuple("thread-1")) == [(T1, "a", 1)]
+        assert [t.checkpoint.id for t in saver.list("thread-1")] == ["0001"]
+        saver.delete_thread("thread-1")
+        assert saver.get_tuple("thread-1") is None
+    finally:
+        run_sync(engine.dispose())
