@@ -14,6 +14,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 
+from app.db.errors import wrap_db_errors
+
 __all__ = [
     "MIGRATIONS_DIR",
     "alembic_config",
@@ -35,13 +37,19 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` up to ``revision``. Blocking; safe inside a running loop."""
-    command.upgrade(alembic_config(url), revision)
+    """Migrate the database at ``url`` up to ``revision``. Blocking; safe inside a running loop.
+
+    Raises:
+        UnavailableError: the database cannot be reached.
+    """
+    with wrap_db_errors():
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
     """Migrate the database at ``url`` down to ``revision``."""
-    command.downgrade(alembic_config(url), revision)
+    with wrap_db_errors():
+        command.downgrade(alembic_config(url), revision)
 
 
 async def aupgrade(url: str, revision: str = "head") -> None:

@@ -83,3 +83,10 @@ async def test_sqlite_pragmas_are_set(sqlite_url: str, pragma: str, expected: An
     finally:
         await engine.dispose()
     assert value == expected
+
+
+def test_unreachable_database_is_unavailable() -> None:
+    from app.errors import UnavailableError
+
+    with pytest.raises(UnavailableError):
+        upgrade("postgresql://postgres@127.0.0.1:1/nowhere")
