@@ -98,8 +98,17 @@ class InMemorySaver(SyncCheckpointerMixin):
             self._threads.setdefault(checkpoint.thread_id, set()).add(checkpoint.ns)
         cp = checkpoint
         stored = Checkpoint(
-            cp.thread_id, cp.ns, cp.id, cp.parent_id, cp.step, cp.source, dict(cp.values),
-            cp.tasks, dict(cp.extra), dict(cp.metadata), cp.created_at,
+            cp.thread_id,
+            cp.ns,
+            cp.id,
+            cp.parent_id,
+            cp.step,
+            cp.source,
+            dict(cp.values),
+            cp.tasks,
+            dict(cp.extra),
+            dict(cp.metadata),
+            cp.created_at,
         )
         cid = cp.id
         if cid not in lane.checkpoints and lane.order is not None:

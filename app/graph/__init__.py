@@ -32,7 +32,7 @@ from app.graph.types import (
     StateTask,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), pinned by tests/graph/test_exported_members.py
     "CheckpointerRequiredError",
     "Command",
     "END",

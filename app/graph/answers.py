@@ -37,7 +37,9 @@ def json_schema_of(schema: Any) -> dict[str, Any] | None:
     return cached
 
 
-def check_answer(value: Any, schema: dict[str, Any] | None, interrupt_id: str) -> list[dict[str, Any]]:
+def check_answer(
+    value: Any, schema: dict[str, Any] | None, interrupt_id: str
+) -> list[dict[str, Any]]:
     """Return the validation errors of ``value`` against a stored JSON Schema (empty if valid).
 
     Each error is ``{"interrupt_id", "loc", "msg", "type"}``.

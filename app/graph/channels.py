@@ -64,7 +64,7 @@ class ReducerChannel(Channel):
         if isinstance(base, type):
             try:
                 base()
-            except Exception:  # noqa: BLE001 - a base type without a no-arg constructor
+            except Exception:
                 pass
             else:
                 self._initial = base

@@ -11,15 +11,14 @@ import asyncio
 import contextlib
 import contextvars
 import copy
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.checkpoint.base import Checkpointer, run_sync
-from app.graph import runner
+from app.graph import runner, store
 from app.graph.drawing import DrawableGraph, drawable
-from app.graph.errors import CheckpointerRequiredError, GraphInterrupt, InvalidConfigError
+from app.graph.errors import CheckpointerRequiredError, InvalidConfigError
 from app.graph.snapshot import checkpoint_config, empty_snapshot, snapshot
 from app.graph.spec import GraphSpec
 from app.graph.stream import StreamSink
@@ -303,9 +302,7 @@ class CompiledStateGraph:
             )
         return self.checkpointer, str(conf["thread_id"]), conf.get("checkpoint_ns") or ""
 
-    async def aget_state(
-        self, config: dict[str, Any], *, subgraphs: bool = False
-    ) -> StateSnapshot:
+    async def aget_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
         """Return the thread's state: the live view of its head, or the record view of the
         checkpoint named by ``checkpoint_id``. An unknown thread gives an empty snapshot.
 
@@ -315,7 +312,7 @@ class CompiledStateGraph:
         """
         saver, thread, ns = self._thread(config, "get_state")
         at = config["configurable"].get("checkpoint_id")
-        ct = await runner.read_checkpoint(saver, thread, ns, at)
+        ct = await store.read_checkpoint(saver, thread, ns, at)
         if ct is None:
             if at is not None:
                 raise InvalidConfigError(f"Unknown checkpoint_id {at!r} for thread {thread!r}")
@@ -354,7 +351,7 @@ class CompiledStateGraph:
         saver, thread, ns = self._thread(config, "get_state_history")
         if isinstance(before, dict):
             before = (before.get("configurable") or {}).get("checkpoint_id")
-        for ct in await runner.read_history(saver, thread, ns, before, limit):
+        for ct in await store.read_history(saver, thread, ns, before, limit):
             yield snapshot(self.spec, ct, live=False)
 
     def get_state_history(
@@ -390,14 +387,12 @@ class CompiledStateGraph:
         """
         saver, thread, ns = self._thread(config, "update_state")
         at = config["configurable"].get("checkpoint_id")
-        ct = await runner.read_checkpoint(saver, thread, ns, at)
+        ct = await store.read_checkpoint(saver, thread, ns, at)
         if ct is None and at is not None:
             raise InvalidConfigError(f"Unknown checkpoint_id {at!r} for thread {thread!r}")
         node = as_node if as_node is not None else infer_as_node(self.spec, ct)
-        cp = await build_update(
-            self.spec, ct, thread, ns, values, node, config, runner.now_iso()
-        )
-        await runner.write_checkpoint(saver, cp)
+        cp = await build_update(self.spec, ct, thread, ns, values, node, config, runner.now_iso())
+        await store.write_checkpoint(saver, cp)
         return checkpoint_config(thread, ns, cp.id)
 
     def update_state(

@@ -111,7 +111,7 @@ class InvalidResumeError(GraphError, ValueError):
         self.errors: list[dict[str, Any]] = list(errors)
 
 
-class GraphInterrupt(BaseException):  # noqa: N818 - the name users know from LangGraph
+class GraphInterrupt(BaseException):
     """A node paused on ``interrupt()``; the run stops and waits for an answer.
 
     Derives from BaseException (D5) so ``except Exception`` in a node cannot swallow the pause.

@@ -25,7 +25,7 @@ from app.checkpoint.base import (
 from app.graph.channels import Channel, apply_writes
 from app.graph.errors import InvalidUpdateError
 
-__all__ = ["SPECIAL", "HeadView", "TaskView", "task_ns"]
+__all__ = ["SPECIAL", "HeadView", "TaskView", "apply_lenient", "task_ns"]
 
 SPECIAL = frozenset({ROUTE, INTERRUPT, RESUME, ERROR})
 
@@ -128,18 +128,19 @@ class HeadView:
         """
         values = self.step_values(channels)
         writes = [w for t in self.tasks if t.finished for w in t.state_writes]
-        return _apply_lenient(channels, values, writes)
+        return apply_lenient(channels, values, writes)
 
     def step_values(self, channels: Mapping[str, Channel]) -> dict[str, Any]:
         """The state the step's tasks read: the checkpoint's values plus null writes."""
         values = self.tuple.checkpoint.values
         null = self.null_writes
-        return _apply_lenient(channels, values, null) if null else dict(values)
+        return apply_lenient(channels, values, null) if null else dict(values)
 
 
-def _apply_lenient(
+def apply_lenient(
     channels: Mapping[str, Channel], values: Mapping[str, Any], writes: list[tuple[str, Any]]
 ) -> dict[str, Any]:
+    """Apply writes for display: conflicting writes to a plain key are shown last-wins."""
     if not writes:
         return dict(values)
     try:

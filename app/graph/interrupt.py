@@ -14,12 +14,24 @@ from typing import Any
 
 from app.checkpoint.base import Checkpointer, InterruptRecord
 from app.graph.answers import convert_answer, json_schema_of
-from app.graph.errors import CheckpointerRequiredError, GraphInterrupt, NotInGraphError
+from app.graph.errors import (
+    CheckpointerRequiredError,
+    GraphInterrupt,
+    InvalidConfigError,
+    NotInGraphError,
+)
 from app.graph.ids import interrupt_id
 from app.graph.stream import StreamSink
 from app.graph.types import MISSING, Interrupt
 
-__all__ = ["RunScope", "TaskScope", "current_task", "interrupt", "record_to_interrupt"]
+__all__ = [
+    "RunScope",
+    "TaskScope",
+    "current_task",
+    "interrupt",
+    "open_scope",
+    "record_to_interrupt",
+]
 
 
 @dataclass(slots=True)
@@ -57,6 +69,56 @@ _current_task: ContextVar[TaskScope | None] = ContextVar("hitl_current_task", de
 def current_task() -> TaskScope | None:
     """Return the task running in this context, or None outside a node."""
     return _current_task.get()
+
+
+def open_scope(
+    checkpointer: Checkpointer | None,
+    config: dict[str, Any] | None,
+    durability: str | None,
+    sink: StreamSink | None,
+) -> tuple[RunScope, str | None, bool]:
+    """Return the scope of a new run, the checkpoint id it starts at, and whether it is nested.
+
+    Inside a running task, a graph without a checkpointer of its own runs as a subgraph: the
+    parent's saver and thread, and the parent task's namespace as its own (``node:task_id``).
+
+    Raises:
+        InvalidConfigError: a checkpointer is set but the config has no thread_id.
+    """
+    parent = current_task()
+    if parent is not None and checkpointer is None:
+        run = parent.run
+        scope = RunScope(
+            run.saver,
+            run.thread_id,
+            parent.ns,
+            run.config,
+            run.durability,
+            run.recursion_limit,
+            run.sink if run.sink is not None and run.sink.subgraphs else None,
+            tuple(parent.ns.split("|")),
+            {**run.parents, run.ns: run.checkpoint_id or ""},
+        )
+        return scope, None, True
+    cfg = config or {}
+    conf = cfg.get("configurable") or {}
+    thread = conf.get("thread_id")
+    if checkpointer is not None and thread is None:
+        raise InvalidConfigError(
+            "A checkpointer is set: the config needs {'configurable': {'thread_id': ...}}"
+        )
+    ns = conf.get("checkpoint_ns") or ""
+    scope = RunScope(
+        checkpointer,
+        None if thread is None else str(thread),
+        ns,
+        cfg,
+        durability or "sync",
+        int(cfg.get("recursion_limit", 25)),
+        sink,
+        tuple(ns.split("|")) if ns else (),
+    )
+    return scope, conf.get("checkpoint_id"), False
 
 
 def record_to_interrupt(record: InterruptRecord) -> Interrupt:

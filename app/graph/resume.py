@@ -6,7 +6,7 @@ Decision table (``head`` = the thread's latest checkpoint with its pending write
 input                         head with open tasks   new thread / finished thread
 ============================  =====================  ====================================
 None                          continue               new run, empty input (D1) / no-op
-Command(resume=...)           answer, continue       InvalidResumeError("nothing_pending")
+Command(resume=...)           answer, continue       "nothing_pending" error / no-op
 Command(update/goto)          null writes, continue  new run: update applied, goto scheduled
 plain value                   answer if exactly one  new run with the value as input
                               interrupt pending (D2)
@@ -165,9 +165,14 @@ def plan_run(spec: GraphSpec, head: HeadView | None, value: Any, *, has_saver: b
             answers = select_answers(head, value.resume) if value.resume is not None else []
             return Plan("continue", writes, routes, answers=answers)
         if value.resume is not None:
-            raise InvalidResumeError(
-                "nothing_pending", "Nothing to resume: no interrupt is pending on this thread"
-            )
+            if head is None:
+                raise InvalidResumeError(
+                    "nothing_pending", "Nothing to resume: the thread has no checkpoint"
+                )
+            if is_resume_map(value.resume):
+                select_answers(head, value.resume)  # names ids that are not pending: an error
+            if value.update is None and not value.goto:
+                return Plan("noop")  # a single answer on a finished thread changes nothing
         return Plan("new", writes, routes, from_start=False)
     if value is None:
         if head is None:

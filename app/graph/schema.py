@@ -21,8 +21,10 @@ SchemaKind = Literal["dict", "dataclass", "pydantic"]
 
 
 def _is_pydantic(schema: Any) -> bool:
-    return isinstance(schema, type) and hasattr(schema, "model_fields") and hasattr(
-        schema, "model_construct"
+    return (
+        isinstance(schema, type)
+        and hasattr(schema, "model_fields")
+        and hasattr(schema, "model_construct")
     )
 
 
@@ -44,7 +46,7 @@ def _is_reducer(fn: Any) -> bool:
 def _hints(schema: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(schema, include_extras=True)
-    except Exception:  # noqa: BLE001 - unresolvable forward refs: keys still count, reducers not
+    except Exception:
         annotations: dict[str, Any] = {}
         for klass in reversed(getattr(schema, "__mro__", (schema,))):
             annotations.update(getattr(klass, "__annotations__", {}))

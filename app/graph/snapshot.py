@@ -33,8 +33,14 @@ def checkpoint_config(thread_id: str, ns: str, checkpoint_id: str) -> dict[str, 
 def empty_snapshot(thread_id: str, ns: str) -> StateSnapshot:
     """The snapshot of a thread that has no checkpoint."""
     return StateSnapshot(
-        {}, (), {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}},
-        None, None, None, (), (),
+        {},
+        (),
+        {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns}},
+        None,
+        None,
+        None,
+        (),
+        (),
     )
 
 
@@ -52,7 +58,11 @@ def _error(view: TaskView) -> str | None:
 
 
 def snapshot(
-    spec: GraphSpec, ct: CheckpointTuple, *, live: bool, subgraph_states: dict[str, Any] | None = None
+    spec: GraphSpec,
+    ct: CheckpointTuple,
+    *,
+    live: bool,
+    subgraph_states: dict[str, Any] | None = None,
 ) -> StateSnapshot:
     """Build the live or record view of ``ct``.
 

@@ -69,7 +69,7 @@ def literal_targets(fn: Any) -> tuple[str, ...] | None:
     """Return the node names in a ``Literal[...]`` / ``Command[Literal[...]]`` return annotation."""
     try:
         hint = typing.get_type_hints(fn).get("return")
-    except Exception:  # noqa: BLE001 - annotations are optional and may not resolve
+    except Exception:
         return None
     if hint is None:
         return None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
-
-from typing_extensions import Self
+from typing import Any, Self
 
 from app.checkpoint.base import Checkpointer
 from app.graph.channels import LastValue
@@ -308,4 +306,3 @@ class StateGraph:
             initial=tuple((k, c) for k, c in channels.items() if c.initial() is not MISSING),
             finish=tuple(dict.fromkeys(s for s, d in self.edges if d == END)),
         )
-

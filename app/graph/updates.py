@@ -86,6 +86,15 @@ async def build_update(
     if barriers:
         extra["barriers"] = barriers
     return Checkpoint(
-        thread_id, ns, cid, prev.id if prev is not None else None, step, "update",
-        new_values, tasks, extra, {"source": "update", "step": step, "parents": {}}, created_at,
+        thread_id,
+        ns,
+        cid,
+        prev.id if prev is not None else None,
+        step,
+        "update",
+        new_values,
+        tasks,
+        extra,
+        {"source": "update", "step": step, "parents": {}},
+        created_at,
     )
