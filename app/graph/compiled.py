@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import copy
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -209,7 +209,7 @@ class CompiledStateGraph:
         interrupt_before: Sequence[str] | str | None = None,
         interrupt_after: Sequence[str] | str | None = None,
         durability: str | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Run like `ainvoke`, yielding progress.
 
         ``stream_mode="values"`` yields the state after the input and after each step;

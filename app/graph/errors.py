@@ -134,6 +134,6 @@ class GraphInterrupt(BaseException):
 class ParentCommand(BaseException):
     """Internal: a subgraph node returned ``Command(graph=Command.PARENT)``; unwinds to the parent."""
 
-    def __init__(self, command: Command) -> None:
+    def __init__(self, command: Command[Any]) -> None:
         super().__init__(command)
         self.command = command

@@ -84,7 +84,7 @@ class TaskView:
 class HeadView:
     """A checkpoint tuple, grouped by task."""
 
-    tuple: CheckpointTuple
+    ct: CheckpointTuple
     tasks: list[TaskView]
     null: dict[str, Any]
 
@@ -132,7 +132,7 @@ class HeadView:
 
     def step_values(self, channels: Mapping[str, Channel]) -> dict[str, Any]:
         """The state the step's tasks read: the checkpoint's values plus null writes."""
-        values = self.tuple.checkpoint.values
+        values = self.ct.checkpoint.values
         null = self.null_writes
         return apply_lenient(channels, values, null) if null else dict(values)
 

@@ -216,4 +216,4 @@ def next_tasks(
             TaskSpec(task_id(checkpoint_id, ns, step, n, f"push:{i}"), n, ("push", i), send["arg"])
         )
     out = new_barriers if new_barriers is not None else dict(barriers)
-    return tuple(tasks), {k: v for k, v in out.items() if v}
+    return tuple(tasks), {k: list(v) for k, v in out.items() if v}

@@ -150,15 +150,15 @@ class _Run:
         if plan.kind == "new":
             return await self._new(plan, head)
         assert head is not None
-        cp = head.tuple.checkpoint
+        cp = head.ct.checkpoint
         if plan.kind == "noop":
             return self._end("completed", cp, cp.values)
         if fork:
             head = await self._fork(cp)
         await self._prepare(head, plan)
-        self.scope.checkpoint_id = head.tuple.checkpoint.id
+        self.scope.checkpoint_id = head.ct.checkpoint.id
         self._emit("values", lambda: self._output(head.live_values(spec.channels)))
-        return await self._loop(head.tuple.checkpoint, head)
+        return await self._loop(head.ct.checkpoint, head)
 
     async def _fork(self, cp: Checkpoint) -> HeadView:
         cid = checkpoint_id(after=cp.id)
@@ -179,11 +179,11 @@ class _Run:
             if plan.routes:
                 null[ROUTE] = list(null.get(ROUTE) or ()) + plan.routes
             head.null = null
-            await self._save_writes(head.tuple.checkpoint.id, NULL_TASK_ID, list(null.items()))
+            await self._save_writes(head.ct.checkpoint.id, NULL_TASK_ID, list(null.items()))
 
     async def _new(self, plan: Plan, head: HeadView | None) -> RunEnd:
         spec = self.spec
-        prev = head.tuple.checkpoint if head is not None else None
+        prev = head.ct.checkpoint if head is not None else None
         values = spec.initial_values()
         if prev is not None:
             values.update(prev.values)
@@ -339,9 +339,9 @@ class _Run:
                 raise ParentCommand(o.command)
         writes: list[tuple[str, Any]] = []
         for t in cp.tasks:
-            o = outcomes.get(t.id)
-            if o is not None:
-                writes.extend(o.writes)
+            done = outcomes.get(t.id)
+            if done is not None:
+                writes.extend(done.writes)
             elif views is not None and views[t.id].finished:
                 writes.extend(views[t.id].state_writes)
         live = apply_lenient(self.spec.channels, values, writes)

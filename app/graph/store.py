@@ -87,7 +87,7 @@ class RunStore:
         checkpoint; the question is then removed from the INTERRUPT writes of the tasks that
         propagated it (this graph's task and any level in between), so it is no longer pending.
         """
-        cp = head.tuple.checkpoint
+        cp = head.ct.checkpoint
         prune: dict[tuple[str, str], set[str]] = {}
         depth = len(self.ns.split("|")) if self.ns else 0
         for ans in answers:
@@ -111,10 +111,10 @@ class RunStore:
             views: list[TaskView] = head.tasks
             level_id = cp.id
             if level_ns != self.ns:
-                level = await self.load(level_ns)
-                if level is None:
+                stored = await self.load(level_ns)
+                if stored is None:
                     continue
-                views, level_id = HeadView.of(level).tasks, level.checkpoint.id
+                views, level_id = HeadView.of(stored).tasks, stored.checkpoint.id
             for view in views:
                 if view.spec.id == tid:
                     left = [r for r in view.records if r["id"] not in ids]
