@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -164,7 +165,8 @@ def _metadata_filter(conn_dialect: str, key: str, value: str) -> sa.ColumnElemen
     if parsed is None or isinstance(parsed, bool | int | float):
         candidates.append(parsed)
     if conn_dialect == "postgresql":
-        return sa.or_(*(ThreadRow.metadata_.contains({key: c}) for c in candidates))
+        column = sa.type_coerce(ThreadRow.metadata_, JSONB)  # @> containment, GIN-indexed
+        return sa.or_(*(column.contains({key: c}) for c in candidates))
     extracted = sa.func.json_extract(ThreadRow.metadata_, f'$."{key}"')
     kind = sa.func.json_type(ThreadRow.metadata_, f'$."{key}"')
     clauses = [sa.and_(kind == "text", extracted == value)]

@@ -111,6 +111,22 @@ def failing_graph() -> Any:
     return builder.compile()
 
 
+class BlobState(TypedDict, total=False):
+    blob: Any
+
+
+def store_object(state: BlobState) -> dict[str, Any]:
+    return {"blob": object()}  # cannot be stored as JSON
+
+
+def unstorable_graph() -> Any:
+    builder = StateGraph(BlobState)
+    builder.add_node("store_object", store_object)
+    builder.add_edge(START, "store_object")
+    builder.add_edge("store_object", END)
+    return builder.compile()
+
+
 def test_graphs() -> dict[str, Any]:
     """Name -> compiled graph, for `GraphRegistry`."""
     return {
@@ -118,6 +134,7 @@ def test_graphs() -> dict[str, Any]:
         "parallel": parallel_graph(),
         "numbers": schema_graph(),
         "failing": failing_graph(),
+        "unstorable": unstorable_graph(),
     }
 
 
