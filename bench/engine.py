@@ -225,6 +225,20 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"[:500]
 
 
+def observe(sc: Scenario, api: Api | str) -> str:
+    """What one invocation does, for a scenario that is not timed."""
+    if isinstance(api, str):
+        return api
+    try:
+        graph = sc.build(api, sc.checkpointer)
+        out = graph.invoke({"question": "Approve?", "answer": ""}, cfg(0, sc.checkpointer))
+    except BaseException as exc:  # GraphInterrupt is a BaseException in hitl
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return f"raises {type(exc).__name__}: {str(exc)[:200]}"
+    return f"returns {sorted(out)}"
+
+
 def measure(sc: Scenario, apis: dict[str, Api | str], runs: int, n: int) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "checkpointer": "InMemorySaver" if sc.checkpointer else None,
@@ -232,6 +246,7 @@ def measure(sc: Scenario, apis: dict[str, Api | str], runs: int, n: int) -> dict
     }
     if sc.not_applicable:
         entry.update(status="not_applicable", reason=sc.not_applicable)
+        entry["observed"] = {name: observe(sc, api) for name, api in apis.items()}
         return entry
     n = max(1, int(n * sc.n_scale))
     entry["n"] = n

@@ -77,11 +77,16 @@ class DbCounters:
         )
 
 
-async def counters(admin: str, db_url: str, settle: float = 1.5) -> DbCounters:
+#: A PostgreSQL 15 backend that goes idle less than a second after its last statistics flush
+#: flushes again only 10 s later (PGSTAT_IDLE_INTERVAL): wait that long before reading counters.
+STATS_SETTLE_SECONDS = 11.0
+
+
+async def counters(admin: str, db_url: str, settle: float = STATS_SETTLE_SECONDS) -> DbCounters:
     """Counters of ``db_url``'s database, read from the admin database (so reading adds nothing).
 
-    Backends flush their statistics at most once a second, or when idle: wait ``settle`` seconds
-    first so the numbers include everything that happened before the call.
+    Waits ``settle`` seconds first so the numbers include everything that happened before the
+    call (see STATS_SETTLE_SECONDS).
     """
     if settle:
         await asyncio.sleep(settle)

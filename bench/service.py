@@ -39,7 +39,7 @@ from bench import bulk, http_load, langgraph_pg, pg, server
 from bench.engine import machine
 from bench.graphs import ASK_ACT_INPUT
 
-SETTLE = 1.5  # seconds pg.counters waits for backends to flush their statistics
+SETTLE = pg.STATS_SETTLE_SECONDS
 GRAPHS = "approval=app.graphs.approval:graph,bench_ask_act=bench.graphs:hitl_ask_act"
 
 
@@ -156,7 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 hitl["warm_up"] = {
                     k: warm.get(k) for k in ("cycles", "errors", "first_errors", "error")
                 }
-                idle = await guarded("idle", lambda: idle_commit_rate(admin, db_url, 3.0))
+                idle = await guarded("idle", lambda: idle_commit_rate(admin, db_url, 5.0))
                 idle_rate = idle if isinstance(idle, float) else 0.0
                 hitl["idle_commits_per_second"] = round(idle_rate, 2) if idle_rate else idle
                 hitl["rss_mb_after_cycles_warm_up"] = srv.rss_mb()
