@@ -43,7 +43,7 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _build_worker(settings: Settings, engine: Any, registry: GraphRegistry, queue: RunQueue) -> Any:
+def _build_worker(settings: Settings, engine: Any, registry: GraphRegistry) -> Any:
     from app.worker import Worker
 
     return Worker.from_settings(engine, registry, settings)
@@ -81,9 +81,7 @@ def create_app(
         app.state.services = services
         worker_task: asyncio.Task[Any] | None = None
         if embedded_worker:
-            services.worker = _build_worker(
-                settings, services.engine, services.registry, services.threads.queue
-            )
+            services.worker = _build_worker(settings, services.engine, services.registry)
             worker_task = asyncio.create_task(services.worker.run(), name="hitl-embedded-worker")
         try:
             yield

@@ -85,13 +85,15 @@ class ThreadInterruptResponse(BaseModel):
 
     @classmethod
     def from_record(cls, i: PendingInterrupt) -> ThreadInterruptResponse:
-        return cls(
-            id=i.id,
-            value=i.value,
-            node=i.node,
-            created_at=i.created_at,
-            schema=i.schema,
-            expires_at=i.expires_at,
+        return cls.model_validate(
+            {
+                "id": i.id,
+                "value": i.value,
+                "node": i.node,
+                "created_at": i.created_at,
+                "schema": i.schema,
+                "expires_at": i.expires_at,
+            }
         )
 
 
@@ -122,7 +124,7 @@ class ThreadResponse(BaseModel):
         return cls(
             thread_id=t.thread_id,
             graph=t.graph,
-            status=t.status,  # type: ignore[arg-type]
+            status=t.status,
             values=t.values,
             next=t.next,
             interrupts=[ThreadInterruptResponse.from_record(i) for i in t.interrupts],

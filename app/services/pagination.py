@@ -21,9 +21,12 @@ from app.errors import InvalidInputError
 MAX_LIMIT = 500
 
 
-def sort_value(created_at: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+def sort_value(created_at: Any, dialect: str) -> ColumnElement[Any]:
     """The expression to SELECT so a row's position can go into a cursor."""
-    return sa.type_coerce(created_at, sa.Text) if dialect == "sqlite" else created_at
+    column: ColumnElement[Any] = (
+        sa.type_coerce(created_at, sa.Text) if dialect == "sqlite" else created_at
+    )
+    return column
 
 
 def encode_cursor(position: Any, key: str) -> str:
@@ -49,9 +52,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return position, key
 
 
-def after_cursor(
-    created_at: ColumnElement[Any], key: ColumnElement[Any], cursor: str, dialect: str
-) -> ColumnElement[bool]:
+def after_cursor(created_at: Any, key: Any, cursor: str, dialect: str) -> ColumnElement[bool]:
     """``(created_at, key) < cursor``: the rows that come after the cursor, newest first."""
     position, last_key = decode_cursor(cursor)
     if dialect == "sqlite":
