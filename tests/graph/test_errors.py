@@ -314,3 +314,19 @@ def test_a_loop_longer_than_the_default_limit_needs_a_higher_limit() -> None:
     with pytest.raises(RecursionError):
         graph.invoke({"n": 0})
     assert graph.invoke({"n": 0}, {"recursion_limit": 100}) == {"n": 40}
+
+
+def test_a_thread_stopped_by_the_recursion_limit_can_continue_with_a_higher_limit() -> None:
+    g = StateGraph(Counter)
+    g.add_node("inc", lambda state: {"n": state["n"] + 1})
+    g.add_edge(START, "inc")
+    g.add_conditional_edges("inc", lambda state: END if state["n"] >= 10 else "inc")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    with pytest.raises(GraphRecursionError):
+        graph.invoke({"n": 0}, {**config, "recursion_limit": 4})
+    stopped_at = graph.get_state(config).values["n"]
+    assert 0 < stopped_at < 10
+
+    assert graph.invoke(None, {**config, "recursion_limit": 50}) == {"n": 10}

@@ -716,3 +716,122 @@ def test_except_exception_in_a_node_cannot_swallow_the_pause() -> None:
     assert [i.value for i in result["__interrupt__"]] == ["q"]
     assert calls["swallowed"] == 0
     assert graph.invoke(Command(resume="real"), config) == {"log": ["real"]}
+
+
+# --- more resume edges --------------------------------------------------------------------
+
+
+def test_a_dict_whose_keys_are_not_lowercase_hex_ids_is_a_plain_answer() -> None:
+    received: list[Any] = []
+
+    def ask(state: LogState) -> dict[str, Any]:
+        received.append(interrupt("q"))
+        return {"log": ["done"]}
+
+    g = StateGraph(LogState)
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+    (pending,) = graph.invoke({"log": []}, config)["__interrupt__"]
+    upper = {pending.id.upper(): "x"}
+    mixed = {pending.id: "x", "note": "y"}
+
+    graph.invoke(Command(resume=upper), config)
+    graph.invoke({"log": []}, config)
+    graph.invoke(Command(resume=mixed), config)
+
+    assert received == [upper, mixed]
+
+
+def test_a_plain_value_answer_is_validated_against_the_schema() -> None:
+    graph = _schema_graph(DECISION_SCHEMA, [])
+    config = thread()
+    graph.invoke({}, config)
+    before = frozen(graph, config)
+
+    with pytest.raises(InvalidResumeError) as err:
+        graph.invoke("not an object", config)
+
+    assert err.value.reason == "invalid_answer"
+    assert frozen(graph, config) == before
+
+
+def test_interrupt_default_none_differs_from_no_default() -> None:
+    def ask(state: LogState) -> dict[str, Any]:
+        first = interrupt("no default")
+        second = interrupt("default none", default=None)
+        return {"log": [str(first), str(second)]}
+
+    g = StateGraph(LogState)
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    (no_default,) = graph.invoke({"log": []}, config)["__interrupt__"]
+    (default_none,) = graph.invoke(Command(resume="a"), config)["__interrupt__"]
+
+    assert repr(no_default) == f"Interrupt(value='no default', id='{no_default.id}')"
+    assert default_none.default is None
+    assert "default=None" in repr(default_none)
+
+
+def test_threads_are_isolated() -> None:
+    calls = Calls()
+    graph = ask_then_log_graph(InMemorySaver(), calls)
+    one, two = thread(), thread()
+    (q1,) = graph.invoke({"log": ["1"]}, one)["__interrupt__"]
+    (q2,) = graph.invoke({"log": ["2"]}, two)["__interrupt__"]
+
+    assert graph.invoke(Command(resume="x"), one)["log"] == ["1", "before", "ask=x", "after"]
+
+    assert graph.get_state(two).interrupts == (q2,)
+    assert graph.invoke(Command(resume={q2.id: "y"}), two)["log"] == [
+        "2",
+        "before",
+        "ask=y",
+        "after",
+    ]
+    with pytest.raises(InvalidResumeError):
+        graph.invoke(Command(resume={q1.id: "z"}), two)
+
+
+def test_another_compiled_instance_on_the_same_saver_sees_the_same_ids() -> None:
+    """As a worker in another process would: same graph, same storage, same pending ids."""
+    saver = InMemorySaver()
+    calls = Calls()
+    first = two_questions_graph(saver, calls)
+    second = two_questions_graph(saver, calls)
+    config = thread()
+    (q1,) = first.invoke({}, config)["__interrupt__"]
+
+    assert second.get_state(config).interrupts == (q1,)
+    (q2,) = second.invoke(Command(resume={q1.id: "bob"}), config)["__interrupt__"]
+    assert first.invoke(None, config)["__interrupt__"] == (q2,)
+    assert first.invoke(Command(resume={q2.id: "9"}), config) == {"name": "bob", "age": "9"}
+
+
+def test_command_resume_on_a_finished_thread_changes_nothing() -> None:
+    calls = Calls()
+    graph = ask_then_log_graph(InMemorySaver(), calls)
+    config = thread()
+    graph.invoke({"log": []}, config)
+    done = graph.invoke(Command(resume="x"), config)
+
+    assert graph.invoke(Command(resume="again"), config) == done
+    assert calls["ask"] == 2
+
+
+def test_an_old_id_on_a_finished_thread_is_rejected() -> None:
+    graph = ask_then_log_graph(InMemorySaver(), Calls())
+    config = thread()
+    (pending,) = graph.invoke({"log": []}, config)["__interrupt__"]
+    graph.invoke(Command(resume={pending.id: "x"}), config)
+    before = frozen(graph, config)
+
+    with pytest.raises(InvalidResumeError) as err:
+        graph.invoke(Command(resume={pending.id: "twice"}), config)
+
+    assert err.value.reason in {"not_pending", "nothing_pending"}
+    assert frozen(graph, config) == before

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from typing_extensions import TypedDict
 
 from app.checkpoint.memory import InMemorySaver
-from app.graph import END, START, Command, Send, StateGraph
+from app.graph import END, START, Command, Send, StateGraph, interrupt
 from tests.graph.graphs import Calls, LogState, fanout_graph, thread
 
 WAIT = 5.0
@@ -240,3 +240,28 @@ def test_parallel_sync_nodes_see_the_callers_context_variables() -> None:
         var.reset(token)
 
     assert seen == ["caller", "caller", "caller"]
+
+
+def test_send_tasks_with_two_questions_each_keep_their_own_answers() -> None:
+    class S(TypedDict, total=False):
+        out: Annotated[list[str], operator.add]
+
+    def form(arg: str) -> dict[str, Any]:
+        first = interrupt(f"{arg}:1")
+        second = interrupt(f"{arg}:2")
+        return {"out": [f"{arg}={first},{second}"]}
+
+    g = StateGraph(S)
+    g.add_node("form", form)
+    g.add_conditional_edges(START, lambda s: [Send("form", "p"), Send("form", "q")])
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+    p1, q1 = graph.invoke({}, config)["__interrupt__"]
+    assert [p1.value, q1.value] == ["p:1", "q:1"]
+
+    p2, q2 = graph.invoke(Command(resume={p1.id: "a", q1.id: "b"}), config)["__interrupt__"]
+    assert [p2.value, q2.value] == ["p:2", "q:2"]
+    assert len({p1.id, q1.id, p2.id, q2.id}) == 4
+
+    done = graph.invoke(Command(resume={q2.id: "d", p2.id: "c"}), config)
+    assert done == {"out": ["p=a,c", "q=b,d"]}

@@ -380,3 +380,33 @@ def test_sync_and_async_durability_save_every_checkpoint(durability: str) -> Non
 
     expected = [h.next for h in graph.get_state_history(reference)]
     assert [h.next for h in graph.get_state_history(config)] == expected
+
+
+def test_update_state_before_the_asking_node_gives_the_question_a_new_id() -> None:
+    calls = Calls()
+    graph = ask_then_log_graph(InMemorySaver(), calls)
+    config = thread()
+    (old,) = graph.invoke({"log": []}, config)["__interrupt__"]
+
+    graph.update_state(config, {"log": ["x"]}, as_node="before")
+
+    assert graph.get_state(config).next == ("ask",)
+    (new,) = graph.invoke(None, config)["__interrupt__"]
+    assert new.value == old.value
+    assert new.id != old.id
+    assert graph.invoke(Command(resume="ok"), config)["log"] == ["before", "x", "ask=ok", "after"]
+
+
+def test_durability_exit_keeps_finished_siblings_across_a_partial_resume() -> None:
+    calls = Calls()
+    graph = parallel_graph(InMemorySaver(), calls)
+    config = thread()
+    qa, qb = graph.invoke({"log": []}, config, durability="exit")["__interrupt__"]
+
+    partial = graph.invoke(Command(resume={qa.id: "A"}), config, durability="exit")
+    assert partial["__interrupt__"] == (qb,)
+
+    done = graph.invoke(Command(resume={qb.id: "B"}), config, durability="exit")
+
+    assert done == {"log": ["a=A", "b=B", "c", "join"]}
+    assert (calls["a"], calls["b"], calls["c"]) == (2, 3, 1)

@@ -117,3 +117,14 @@ def test_each_send_task_yields_its_own_update() -> None:
     reviews = [c["review"] for c in chunks if "review" in c]
     assert sorted(r["results"][0] for r in reviews) == ["x=auto", "y=auto"]
     assert chunks[-1] == {"collect": {"results": ["collected"]}}
+
+
+def test_values_stream_of_a_resume_starts_with_the_current_state() -> None:
+    graph = ask_then_log_graph(InMemorySaver(), Calls())
+    config = thread()
+    graph.invoke({"log": []}, config)
+
+    chunks = list(graph.stream(Command(resume="ok"), config, stream_mode="values"))
+
+    assert chunks[0] == {"log": ["before"]}
+    assert chunks[-1] == {"log": ["before", "ask=ok", "after"]}
