@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import operator
+from typing import Annotated, Any
 
 import pytest
 from typing_extensions import TypedDict
@@ -13,6 +14,7 @@ from app.graph import (
     START,
     CheckpointerRequiredError,
     Command,
+    Send,
     StateGraph,
     interrupt,
 )
@@ -256,3 +258,149 @@ def test_graph_invoked_inside_a_node_resumes_from_its_own_checkpoint() -> None:
 
     assert graph.invoke(Command(resume="A"), config) == {"log": ["s1", "s2=A"]}
     assert calls.trace == ["wrapper:start", "s1", "s2", "wrapper:start", "s2", "wrapper:end"]
+
+
+# --- deeper shapes ------------------------------------------------------------------------
+
+
+def test_nested_subgraphs_resume_from_the_innermost_checkpoint() -> None:
+    calls = Calls()
+    inner = _log_sub(calls)  # s1 -> s2 (asks)
+
+    mid_builder = StateGraph(LogState)
+    mid_builder.add_node("m1", lambda s: calls.hit("m1") or {"log": ["m1"]})
+    mid_builder.add_node("inner", inner)
+    mid_builder.add_edge(START, "m1")
+    mid_builder.add_edge("m1", "inner")
+    mid = mid_builder.compile()
+
+    g = StateGraph(LogState)
+    g.add_node("mid", mid)
+    g.add_edge(START, "mid")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    (pending,) = graph.invoke({"log": []}, config)["__interrupt__"]
+    assert graph.invoke(None, config)["__interrupt__"] == (pending,)
+
+    result = graph.invoke(Command(resume={pending.id: "deep"}), config)
+
+    assert result["log"][-1] == "s2=deep"
+    assert "m1" in result["log"] and "s1" in result["log"]
+    assert (calls["m1"], calls["s1"], calls["s2"]) == (1, 1, 3)
+
+
+class Review(TypedDict, total=False):
+    topic: str
+    done: Annotated[list[str], operator.add]
+    scratch: str  # private to the subgraph: never reaches the parent
+
+
+class Topics(TypedDict, total=False):
+    topics: list[str]
+    done: Annotated[list[str], operator.add]
+
+
+def test_send_fanout_to_a_subgraph_resumed_by_map() -> None:
+    calls = Calls()
+
+    def ask(state: Review) -> dict[str, Any]:
+        calls.hit(f"ask:{state['topic']}")
+        answer = interrupt(state["topic"])
+        return {"done": [f"{state['topic']}={answer}"], "scratch": "private"}
+
+    sub_builder = StateGraph(Review)
+    sub_builder.add_node("ask", ask)
+    sub_builder.add_edge(START, "ask")
+    sub = sub_builder.compile()
+
+    g = StateGraph(Topics)
+    g.add_node("sub", sub)
+    g.add_conditional_edges(START, lambda s: [Send("sub", {"topic": t}) for t in s["topics"]])
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    x, y = graph.invoke({"topics": ["x", "y"]}, config)["__interrupt__"]
+
+    assert [x.value, y.value] == ["x", "y"]
+    assert x.id != y.id
+    assert graph.get_state(config).next == ("sub", "sub")
+    result = graph.invoke(Command(resume={y.id: "2", x.id: "1"}), config)
+    assert result == {"topics": ["x", "y"], "done": ["x=1", "y=2"]}
+    assert (calls["ask:x"], calls["ask:y"]) == (2, 2)
+
+
+def test_a_subgraph_visited_twice_starts_fresh_the_second_time() -> None:
+    calls = Calls()
+    sub = _log_sub(calls)
+
+    def route(state: LogState) -> str:
+        return END if len(state["log"]) >= 4 else "sub"
+
+    g = StateGraph(LogState)
+    g.add_node("sub", sub)
+    g.add_edge(START, "sub")
+    g.add_conditional_edges("sub", route)
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    (first,) = graph.invoke({"log": []}, config)["__interrupt__"]
+    (second,) = graph.invoke(Command(resume="one"), config)["__interrupt__"]
+
+    assert second.id != first.id
+    assert calls["s1"] == 2  # the second visit ran the subgraph from its start
+    result = graph.invoke(Command(resume="two"), config)
+    assert result["log"][-1] == "s2=two"
+    assert calls.trace.count("s1") == 2
+
+
+def test_a_subgraph_node_with_two_questions() -> None:
+    calls = Calls()
+
+    def form(state: S) -> dict[str, Any]:
+        calls.hit("form")
+        return {"s1": interrupt("first?"), "s2": interrupt("second?")}
+
+    sub_builder = StateGraph(S)
+    sub_builder.add_node("form", form)
+    sub_builder.add_edge(START, "form")
+    parent = _parent(sub_builder.compile(), calls, InMemorySaver())
+    config = thread()
+
+    (q1,) = parent.invoke({"topic": "t"}, config)["__interrupt__"]
+    (q2,) = parent.invoke(Command(resume="A"), config)["__interrupt__"]
+    assert q2.value == "second?" and q2.id != q1.id
+    assert parent.invoke(None, config)["__interrupt__"] == (q2,)  # "A" is not reused
+
+    result = parent.invoke(Command(resume="B"), config)
+
+    assert (result["s1"], result["s2"], result["after"]) == ("A", "B", "after(B)")
+
+
+async def test_async_subgraph_interrupt_and_resume() -> None:
+    calls = Calls()
+
+    async def s1(state: LogState) -> dict[str, Any]:
+        calls.hit("s1")
+        return {"log": ["s1"]}
+
+    async def s2(state: LogState) -> dict[str, Any]:
+        calls.hit("s2")
+        return {"log": [f"s2={interrupt('q')}"]}
+
+    sub_builder = StateGraph(LogState)
+    sub_builder.add_node("s1", s1)
+    sub_builder.add_node("s2", s2)
+    sub_builder.add_edge(START, "s1")
+    sub_builder.add_edge("s1", "s2")
+    g = StateGraph(LogState)
+    g.add_node("sub", sub_builder.compile())
+    g.add_edge(START, "sub")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    (pending,) = (await graph.ainvoke({"log": []}, config))["__interrupt__"]
+    result = await graph.ainvoke(Command(resume={pending.id: "ok"}), config)
+
+    assert result == {"log": ["s1", "s2=ok"]}
+    assert calls.trace == ["s1", "s2", "s2"]
