@@ -195,7 +195,7 @@ class CompiledStateGraph:
         Raises:
             GraphInterrupt: the subgraph paused; the parent task pauses with its questions.
         """
-        end = await runner.execute(self, input, None)
+        end = await runner.execute(self, input, None, subgraph=True)
         end.raise_if_nested_pause()
         return end.values
 
@@ -302,6 +302,16 @@ class CompiledStateGraph:
             )
         return self.checkpointer, str(conf["thread_id"]), conf.get("checkpoint_ns") or ""
 
+    def _spec_at(self, ns: str) -> GraphSpec:
+        """The spec of the (sub)graph whose checkpoints live in namespace ``ns``."""
+        spec = self.spec
+        for part in ns.split("|") if ns else ():
+            node = spec.nodes.get(part.split(":", 1)[0])
+            if node is None or node.subgraph is None:
+                break
+            spec = node.subgraph.spec
+        return spec
+
     async def aget_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
         """Return the thread's state: the live view of its head, or the record view of the
         checkpoint named by ``checkpoint_id``. An unknown thread gives an empty snapshot.
@@ -317,19 +327,19 @@ class CompiledStateGraph:
             if at is not None:
                 raise InvalidConfigError(f"Unknown checkpoint_id {at!r} for thread {thread!r}")
             return empty_snapshot(thread, ns)
+        spec = self._spec_at(ns)
         nested: dict[str, Any] = {}
         if subgraphs:
             for t in ct.checkpoint.tasks:
-                node = self.spec.nodes.get(t.name)
+                node = spec.nodes.get(t.name)
                 if node is None or node.subgraph is None:
                     continue
                 sub_ns = f"{t.name}:{t.id}" if not ns else f"{ns}|{t.name}:{t.id}"
                 cfg = {"configurable": {"thread_id": thread, "checkpoint_ns": sub_ns}}
-                sub = node.subgraph.with_checkpointer(saver)
-                state = await sub.aget_state(cfg, subgraphs=True)
+                state = await self.aget_state(cfg, subgraphs=True)
                 if state.created_at is not None:
                     nested[t.id] = state
-        return snapshot(self.spec, ct, live=at is None, subgraph_states=nested)
+        return snapshot(spec, ct, live=at is None, subgraph_states=nested)
 
     def get_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
         """Sync `aget_state`."""
@@ -351,8 +361,9 @@ class CompiledStateGraph:
         saver, thread, ns = self._thread(config, "get_state_history")
         if isinstance(before, dict):
             before = (before.get("configurable") or {}).get("checkpoint_id")
+        spec = self._spec_at(ns)
         for ct in await store.read_history(saver, thread, ns, before, limit):
-            yield snapshot(self.spec, ct, live=False)
+            yield snapshot(spec, ct, live=False)
 
     def get_state_history(
         self,
@@ -390,8 +401,9 @@ class CompiledStateGraph:
         ct = await store.read_checkpoint(saver, thread, ns, at)
         if ct is None and at is not None:
             raise InvalidConfigError(f"Unknown checkpoint_id {at!r} for thread {thread!r}")
-        node = as_node if as_node is not None else infer_as_node(self.spec, ct)
-        cp = await build_update(self.spec, ct, thread, ns, values, node, config, runner.now_iso())
+        spec = self._spec_at(ns)
+        node = as_node if as_node is not None else infer_as_node(spec, ct)
+        cp = await build_update(spec, ct, thread, ns, values, node, config, runner.now_iso())
         await store.write_checkpoint(saver, cp)
         return checkpoint_config(thread, ns, cp.id)
 

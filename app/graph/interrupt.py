@@ -76,17 +76,20 @@ def open_scope(
     config: dict[str, Any] | None,
     durability: str | None,
     sink: StreamSink | None,
+    *,
+    subgraph: bool = False,
 ) -> tuple[RunScope, str | None, bool]:
     """Return the scope of a new run, the checkpoint id it starts at, and whether it is nested.
 
-    Inside a running task, a graph without a checkpointer of its own runs as a subgraph: the
-    parent's saver and thread, and the parent task's namespace as its own (``node:task_id``).
+    Inside a running task, a graph without a checkpointer of its own (or any graph added as a
+    node, ``subgraph=True``) runs as a subgraph: the parent's saver and thread, and the parent
+    task's namespace as its own (``node:task_id``).
 
     Raises:
         InvalidConfigError: a checkpointer is set but the config has no thread_id.
     """
     parent = current_task()
-    if parent is not None and checkpointer is None:
+    if parent is not None and (checkpointer is None or subgraph):
         run = parent.run
         scope = RunScope(
             run.saver,

@@ -80,14 +80,17 @@ async def execute(
     interrupt_after: Sequence[str] | None = None,
     durability: str | None = None,
     sink: StreamSink | None = None,
+    subgraph: bool = False,
 ) -> RunEnd:
     """Run ``graph`` on one thread until it completes, pauses or fails.
+
+    ``subgraph=True``: run as the graph of a subgraph node, in the current task's context.
 
     Raises:
         The node's own exception when a node fails (after its error was saved), and the
         errors of `resume.plan_run` (before anything was saved).
     """
-    scope, at, nested = open_scope(graph.checkpointer, config, durability, sink)
+    scope, at, nested = open_scope(graph.checkpointer, config, durability, sink, subgraph=subgraph)
     run = _Run(graph, scope, nested, interrupt_before, interrupt_after)
     try:
         return await run.start(value, at)
