@@ -44,6 +44,11 @@ class LastValue(Channel):
     __slots__ = ()
 
     def reduce(self, current: Any, values: list[Any]) -> Any:
+        """The single value written.
+
+        Raises:
+            InvalidUpdateError: several values in one step.
+        """
         if len(values) > 1:
             raise InvalidUpdateError(
                 f"At key '{self.key}': Can receive only one value per step. "
@@ -70,9 +75,11 @@ class ReducerChannel(Channel):
                 self._initial = base
 
     def initial(self) -> Any:
+        """An empty value of the key's type (``[]`` for a list), when it has one."""
         return MISSING if self._initial is None else self._initial()
 
     def reduce(self, current: Any, values: list[Any]) -> Any:
+        """``reducer(...reducer(current, v1)..., vn)``; the first value starts an unset key."""
         it = iter(values)
         acc = next(it) if current is MISSING else current
         fold = self.reducer

@@ -37,9 +37,11 @@ _helper: ThreadPoolExecutor | None = None
 
 
 def _sync(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` from sync code: on this thread's cached loop (`run_sync`), or, when called
-    from inside a running loop (a sync node calling ``invoke``), on a helper thread with a
-    loop that is closed afterwards and with this context (so the run knows its parent task).
+    """Run ``coro`` to completion from sync code.
+
+    On this thread's cached loop (`run_sync`); or, when called from inside a running loop (a
+    sync node calling ``invoke``), on a helper thread with a loop that is closed afterwards and
+    with this context (so the run knows its parent task).
     """
     global _helper
     try:
@@ -313,8 +315,15 @@ class CompiledStateGraph:
         return spec
 
     async def aget_state(self, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
-        """Return the thread's state: the live view of its head, or the record view of the
-        checkpoint named by ``checkpoint_id``. An unknown thread gives an empty snapshot.
+        """Return the thread's state (an unknown thread gives an empty snapshot).
+
+        Without ``checkpoint_id`` in ``config``: the live view of the head (values with the
+        finished tasks' writes, ``next`` = tasks still to run, ``interrupts`` = questions still
+        waiting). With it: the record view of that checkpoint.
+
+        Args:
+            config: selects the thread (and optionally ``checkpoint_id``, ``checkpoint_ns``).
+            subgraphs: show an interrupted subgraph task's own snapshot in ``tasks[i].state``.
 
         Raises:
             CheckpointerRequiredError: no checkpointer.
@@ -355,6 +364,7 @@ class CompiledStateGraph:
         """Yield the thread's checkpoints, newest first (record views).
 
         Args:
+            config: selects the thread.
             limit: at most this many.
             before: only checkpoints older than this one (a config or a checkpoint id).
         """

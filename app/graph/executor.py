@@ -103,8 +103,12 @@ async def run_task(
     """Run one task of a step on ``values`` (the state at the start of the step).
 
     Args:
+        spec: the graph.
+        run: the run's scope (saver, thread, config).
+        task: the task to run.
         ns: the task's namespace (``node:task_id`` below the graph's own).
         answers: the answers it already has, in ``interrupt()`` call order.
+        values: the state at the start of the step.
         inline: it is the step's only task (a sync node runs on the loop thread).
         nested: the graph runs as a subgraph (``Command.PARENT`` is allowed).
     """

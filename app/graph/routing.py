@@ -143,8 +143,12 @@ async def node_routes(
     """Return where ``node`` goes next: ``Command.goto``, static edges, then conditional edges.
 
     Args:
+        spec: the graph.
+        node: the node that finished (or START).
         writes: the node's own writes; conditional edges see ``values`` plus these.
+        goto: ``Command.goto`` of its return value.
         values: the state at the start of the step.
+        config: the run's config, for path functions that take it.
 
     Raises:
         InvalidUpdateError: a route names an unknown node or is not in the path_map.

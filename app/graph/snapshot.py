@@ -67,6 +67,9 @@ def snapshot(
     """Build the live or record view of ``ct``.
 
     Args:
+        spec: the graph whose checkpoint it is.
+        ct: the checkpoint with its writes.
+        live: the live view (else the record view).
         subgraph_states: per task id, what to show as ``StateTask.state`` (a nested snapshot).
     """
     cp: Checkpoint = ct.checkpoint
