@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.checkpoint.memory import InMemorySaver
 from app.graph import Command
-from tests.graph.graphs import Calls, linear_graph, thread
+from tests.graph.graphs import Calls, ask_then_log_graph, linear_graph, thread
 
 
 def test_interrupt_before_pauses_without_an_interrupt_key() -> None:
@@ -137,3 +137,29 @@ def test_state_edited_at_a_breakpoint_is_seen_by_the_node() -> None:
     assert seen == [["a", "edited"]]
     assert result == {"log": ["a", "edited", "b", "c"]}
     assert calls["b"] == 1  # the breakpoint did not fire again
+
+
+def test_a_breakpoint_before_an_asking_node_then_its_question() -> None:
+    calls = Calls()
+    graph = ask_then_log_graph(InMemorySaver(), calls)
+    config = thread()
+
+    assert graph.invoke({"log": []}, config, interrupt_before=["ask"]) == {"log": ["before"]}
+    assert calls["ask"] == 0
+
+    asked = graph.invoke(None, config)
+    assert [i.value for i in asked["__interrupt__"]] == ["continue?"]
+
+    assert graph.invoke(Command(resume="x"), config) == {"log": ["before", "ask=x", "after"]}
+
+
+def test_a_breakpoint_after_an_asking_node_fires_once_it_is_answered() -> None:
+    graph = ask_then_log_graph(InMemorySaver(), Calls())
+    config = thread()
+    graph.invoke({"log": []}, config, interrupt_after=["ask"])
+
+    paused = graph.invoke(Command(resume="y"), config, interrupt_after=["ask"])
+
+    assert paused == {"log": ["before", "ask=y"]}
+    assert graph.get_state(config).next == ("after",)
+    assert graph.invoke(None, config) == {"log": ["before", "ask=y", "after"]}

@@ -835,3 +835,20 @@ def test_an_old_id_on_a_finished_thread_is_rejected() -> None:
 
     assert err.value.reason in {"not_pending", "nothing_pending"}
     assert frozen(graph, config) == before
+
+
+def test_resume_with_the_snapshot_config_of_the_interrupted_head() -> None:
+    """Services keep `get_state().config` (it names the head checkpoint) and resume with it."""
+    calls = Calls()
+    graph = parallel_graph(InMemorySaver(), calls)
+    config = thread()
+    qa, qb = graph.invoke({"log": []}, config)["__interrupt__"]
+    snapshot_config = graph.get_state(config).config
+
+    partial = graph.invoke(Command(resume={qa.id: "A"}), snapshot_config)
+    assert partial["__interrupt__"] == (qb,)
+
+    done = graph.invoke(Command(resume={qb.id: "B"}), graph.get_state(config).config)
+
+    assert done == {"log": ["a=A", "b=B", "c", "join"]}
+    assert (calls["a"], calls["b"], calls["c"]) == (2, 3, 1)

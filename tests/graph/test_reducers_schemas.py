@@ -217,3 +217,29 @@ def test_output_schema_filters_what_invoke_returns() -> None:
     g.add_edge(START, "think")
 
     assert g.compile().invoke({"question": "why?"}) == {"answer": "re: why?"}
+
+
+def test_a_conflicting_step_is_not_swallowed_by_a_retry() -> None:
+    """The conflict stops the run; invoke(None) must not quietly end the thread instead."""
+
+    class Conflict(TypedDict, total=False):
+        shared_key: str
+        after: str
+
+    calls: list[str] = []
+    g = StateGraph(Conflict)
+    g.add_node("a", lambda s: {"shared_key": "a"})
+    g.add_node("b", lambda s: {"shared_key": "b"})
+    g.add_node("c", lambda s: calls.append("c") or {"after": "c"})
+    g.add_edge(START, "a")
+    g.add_edge(START, "b")
+    g.add_edge("a", "c")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    with pytest.raises(InvalidUpdateError, match="shared_key"):
+        graph.invoke({}, config)
+    with pytest.raises(InvalidUpdateError, match="shared_key"):
+        graph.invoke(None, config)
+
+    assert calls == []

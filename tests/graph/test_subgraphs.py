@@ -404,3 +404,39 @@ async def test_async_subgraph_interrupt_and_resume() -> None:
 
     assert result == {"log": ["s1", "s2=ok"]}
     assert calls.trace == ["s1", "s2", "s2"]
+
+
+def test_a_failed_subgraph_node_is_retried_from_the_subgraphs_checkpoint() -> None:
+    calls = Calls()
+    fail = [True]
+
+    def s1(state: LogState) -> dict[str, Any]:
+        calls.hit("s1")
+        return {"log": ["s1"]}
+
+    def s2(state: LogState) -> dict[str, Any]:
+        calls.hit("s2")
+        if fail[0]:
+            raise ValueError("boom")
+        return {"log": ["s2"]}
+
+    sub_builder = StateGraph(LogState)
+    sub_builder.add_node("s1", s1)
+    sub_builder.add_node("s2", s2)
+    sub_builder.add_edge(START, "s1")
+    sub_builder.add_edge("s1", "s2")
+    g = StateGraph(LogState)
+    g.add_node("sub", sub_builder.compile())
+    g.add_edge(START, "sub")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    with pytest.raises(ValueError, match="boom"):
+        graph.invoke({"log": []}, config)
+    state = graph.get_state(config)
+    assert state.next == ("sub",)
+    assert state.tasks[0].error is not None
+    fail[0] = False
+
+    assert graph.invoke(None, config) == {"log": ["s1", "s2"]}
+    assert (calls["s1"], calls["s2"]) == (1, 2)
