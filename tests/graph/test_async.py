@@ -270,3 +270,21 @@ async def test_arun_resumes_a_single_interrupt() -> None:
 
     assert done.status == "completed"
     assert done.values["log"] == ["before", "ask=ok", "after"]
+
+
+def test_sync_invoke_runs_async_parallel_nodes_concurrently() -> None:
+    a_in, b_in = asyncio.Event(), asyncio.Event()
+
+    async def a(state: LogState) -> dict[str, Any]:
+        a_in.set()
+        async with asyncio.timeout(WAIT):
+            await b_in.wait()
+        return {"log": ["a"]}
+
+    async def b(state: LogState) -> dict[str, Any]:
+        b_in.set()
+        async with asyncio.timeout(WAIT):
+            await a_in.wait()
+        return {"log": ["b"]}
+
+    assert _two_parallel(a, b).invoke({"log": []}) == {"log": ["a", "b"]}

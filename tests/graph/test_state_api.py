@@ -11,14 +11,17 @@ import pytest
 from app.checkpoint.memory import InMemorySaver
 from app.graph import (
     END,
+    START,
     CheckpointerRequiredError,
     Command,
     InvalidConfigError,
     InvalidUpdateError,
+    StateGraph,
     StateSnapshot,
 )
 from tests.graph.graphs import (
     Calls,
+    LogState,
     ask_then_log_graph,
     at,
     linear_graph,
@@ -410,3 +413,30 @@ def test_durability_exit_keeps_finished_siblings_across_a_partial_resume() -> No
 
     assert done == {"log": ["a=A", "b=B", "c", "join"]}
     assert (calls["a"], calls["b"], calls["c"]) == (2, 3, 1)
+
+
+def test_durability_exit_saves_a_failed_run_so_it_can_be_retried() -> None:
+    calls = Calls()
+    fail = [True]
+
+    def flaky(state: LogState) -> dict[str, Any]:
+        calls.hit("flaky")
+        if fail[0]:
+            raise RuntimeError("flaky")
+        return {"log": ["flaky"]}
+
+    g = StateGraph(LogState)
+    g.add_node("first", lambda s: calls.hit("first") or {"log": ["first"]})
+    g.add_node("flaky", flaky)
+    g.add_edge(START, "first")
+    g.add_edge("first", "flaky")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+
+    with pytest.raises(RuntimeError, match="flaky"):
+        graph.invoke({"log": []}, config, durability="exit")
+    assert graph.get_state(config).next == ("flaky",)
+    fail[0] = False
+
+    assert graph.invoke(None, config, durability="exit") == {"log": ["first", "flaky"]}
+    assert (calls["first"], calls["flaky"]) == (1, 2)

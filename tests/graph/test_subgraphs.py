@@ -440,3 +440,13 @@ def test_a_failed_subgraph_node_is_retried_from_the_subgraphs_checkpoint() -> No
 
     assert graph.invoke(None, config) == {"log": ["s1", "s2"]}
     assert (calls["s1"], calls["s2"]) == (1, 2)
+
+
+def test_a_graph_invoked_inside_a_node_without_any_checkpointer_raises() -> None:
+    inner = _log_sub(Calls())
+    g = StateGraph(LogState)
+    g.add_node("wrapper", lambda state: {"log": inner.invoke({"log": []})["log"]})
+    g.add_edge(START, "wrapper")
+
+    with pytest.raises(CheckpointerRequiredError, match="checkpointer="):
+        g.compile().invoke({"log": []})
