@@ -23,11 +23,13 @@ __all__ = [
     "Base",
     "CheckpointRow",
     "CheckpointWriteRow",
+    "EventRow",
     "IdempotencyKeyRow",
     "InterruptRow",
     "RunRow",
     "ThreadRow",
     "UtcDateTime",
+    "WebhookDeliveryRow",
     "utcnow",
 ]
 
@@ -267,3 +269,67 @@ class IdempotencyKeyRow(Base):
     status_code: Mapped[int | None] = mapped_column(sa.Integer)
     response: Mapped[Any] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = _created_at()
+
+
+class EventRow(Base):
+    """Something a human or a program may want to hear about; the outbox of webhooks and SSE.
+
+    Written in the same transaction as the change it reports. ``tx`` is the writing transaction's
+    id on PostgreSQL (0 on SQLite): readers order by ``(tx, id)`` and read only transactions older
+    than every one still in flight, so a later commit never lands behind a reader's cursor.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    type: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    thread_id: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    tenant: Mapped[str | None] = mapped_column(sa.Text)
+    graph: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    payload: Mapped[Any] = mapped_column(JSON, nullable=False)
+    tx: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, server_default="0")
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        # Receivers deduplicate on it.
+        sa.UniqueConstraint("event_id", name="uq_events_event_id"),
+        # Streams: one thread's events, all events (optionally one tenant's), in cursor order.
+        sa.Index("ix_events_thread_cursor", "thread_id", "tx", "id"),
+        sa.Index("ix_events_cursor", "tx", "id"),
+        sa.Index("ix_events_tenant_cursor", "tenant", "tx", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class WebhookDeliveryRow(Base):
+    """One event to one webhook URL, retried with backoff until delivered or dead."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False
+    )
+    url: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    status: Mapped[str] = mapped_column(sa.Text, nullable=False, server_default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, nullable=False, server_default="0")
+    next_attempt_at: Mapped[datetime] = _created_at()
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_status: Mapped[int | None] = mapped_column(sa.Integer)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = _created_at()
+
+    __table_args__ = (
+        # One delivery per event and target URL.
+        sa.UniqueConstraint("event_id", "url", name="uq_webhook_deliveries_event_url"),
+        # The dispatcher: pending deliveries that are due.
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+        # GET /webhooks/deliveries?status=dead, newest first.
+        sa.Index("ix_webhook_deliveries_status", "status", "id"),
+    )
