@@ -852,3 +852,46 @@ def test_resume_with_the_snapshot_config_of_the_interrupted_head() -> None:
 
     assert done == {"log": ["a=A", "b=B", "c", "join"]}
     assert (calls["a"], calls["b"], calls["c"]) == (2, 3, 1)
+
+
+def test_a_model_instance_is_a_valid_answer_to_a_pydantic_schema() -> None:
+    received: list[Any] = []
+    graph = _schema_graph(Decision, received)
+    config = thread()
+    graph.invoke({}, config)
+
+    result = graph.invoke(Command(resume=Decision(approve=True, note="typed")), config)
+
+    assert result == {"approved": True}
+    assert received == [Decision(approve=True, note="typed")]
+
+
+def test_a_map_with_one_invalid_answer_applies_none_of_them() -> None:
+    calls = Calls()
+
+    def make(name: str) -> Any:
+        def node(state: LogState) -> dict[str, Any]:
+            calls.hit(name)
+            answer = interrupt(f"{name}?", schema=Decision)
+            return {"log": [f"{name}={answer.approve}"]}
+
+        return node
+
+    g = StateGraph(LogState)
+    g.add_node("a", make("a"))
+    g.add_node("b", make("b"))
+    g.add_edge(START, "a")
+    g.add_edge(START, "b")
+    graph = g.compile(checkpointer=InMemorySaver())
+    config = thread()
+    qa, qb = graph.invoke({"log": []}, config)["__interrupt__"]
+    before = frozen(graph, config)
+
+    with pytest.raises(InvalidResumeError) as err:
+        graph.invoke(Command(resume={qa.id: {"approve": True}, qb.id: {"approve": "?"}}), config)
+
+    assert err.value.reason == "invalid_answer"
+    assert qb.id in err.value.interrupt_ids
+    assert qa.id not in err.value.interrupt_ids
+    assert frozen(graph, config) == before
+    assert (calls["a"], calls["b"]) == (1, 1)
