@@ -74,10 +74,11 @@ async def _call_node(
     spec: GraphSpec, task: TaskSpec, values: dict[str, Any], config: Any, inline: bool
 ) -> Any:
     node = spec.nodes[task.name]
-    arg = task.arg if task.path[0] == "push" else spec.state.to_input(values)
-    if node.subgraph is not None:
-        out = await node.subgraph.nested_run(arg)
+    push = task.path[0] == "push"
+    if node.subgraph is not None:  # a subgraph takes the state as a dict, whatever the schema
+        out = await node.subgraph.nested_run(task.arg if push else dict(values))
         return {k: v for k, v in out.items() if k in spec.channels}
+    arg = task.arg if push else spec.state.to_input(values)
     callee = node.callee
     assert callee is not None
     if callee.is_async:
