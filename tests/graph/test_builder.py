@@ -165,7 +165,7 @@ def test_conditional_entry_point() -> None:
 
 
 def test_command_goto_and_update_from_a_node() -> None:
-    def decide(state: Route) -> Command:
+    def decide(state: Route) -> Command[Any]:
         return Command(update={"log": ["decide"]}, goto=state["choice"])
 
     g = StateGraph(Route)
@@ -180,7 +180,7 @@ def test_command_goto_and_update_from_a_node() -> None:
 
 
 def test_command_decided_after_an_interrupt() -> None:
-    def decide(state: Route) -> Command:
+    def decide(state: Route) -> Command[Any]:
         choice = interrupt("left or right?")
         return Command(update={"choice": choice, "log": ["decide"]}, goto=choice)
 

@@ -86,10 +86,9 @@ def test_record_shapes() -> None:
 
 
 def test_command_defaults() -> None:
-    command = Command()
+    command: Command[Any] = Command()
 
-    assert (command.graph, command.update, command.resume) == (None, None, None)
-    assert tuple(command.goto) == ()
+    assert (command.graph, command.update, command.resume, command.goto) == (None, None, None, ())
 
 
 def test_send_holds_node_and_arg() -> None:

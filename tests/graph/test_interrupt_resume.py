@@ -415,7 +415,7 @@ def test_empty_resume_map_is_rejected_and_writes_nothing() -> None:
 
 
 @pytest.mark.parametrize("command", [Command(), Command(resume=None)], ids=["bare", "none"])
-def test_command_without_an_answer_is_rejected_and_writes_nothing(command: Command) -> None:
+def test_command_without_an_answer_is_rejected_and_writes_nothing(command: Command[Any]) -> None:
     calls = Calls()
     graph = ask_then_log_graph(InMemorySaver(), calls)
     config = thread()
@@ -589,7 +589,7 @@ def _schema_graph(schema: Any, received: list[Any]) -> Any:
     def decide(state: S) -> dict[str, Any]:
         answer = interrupt("approve?", schema=schema)
         received.append(answer)
-        approve = answer.approve if isinstance(answer, BaseModel) else answer["approve"]
+        approve = answer.approve if isinstance(answer, Decision) else answer["approve"]
         return {"approved": approve}
 
     g = StateGraph(S)

@@ -190,7 +190,7 @@ def test_command_goto_with_sends_from_a_node() -> None:
     class S(TypedDict, total=False):
         out: Annotated[list[str], operator.add]
 
-    def plan(state: S) -> Command:
+    def plan(state: S) -> Command[Any]:
         return Command(update={"out": ["plan"]}, goto=[Send("work", "p"), Send("work", "q")])
 
     def work(arg: str) -> dict[str, Any]:

@@ -227,10 +227,15 @@ def test_a_conflicting_step_is_not_swallowed_by_a_retry() -> None:
         after: str
 
     calls: list[str] = []
+
+    def c(state: Conflict) -> dict[str, Any]:
+        calls.append("c")
+        return {"after": "c"}
+
     g = StateGraph(Conflict)
     g.add_node("a", lambda s: {"shared_key": "a"})
     g.add_node("b", lambda s: {"shared_key": "b"})
-    g.add_node("c", lambda s: calls.append("c") or {"after": "c"})
+    g.add_node("c", c)
     g.add_edge(START, "a")
     g.add_edge(START, "b")
     g.add_edge("a", "c")

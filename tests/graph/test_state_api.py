@@ -425,8 +425,12 @@ def test_durability_exit_saves_a_failed_run_so_it_can_be_retried() -> None:
             raise RuntimeError("flaky")
         return {"log": ["flaky"]}
 
+    def first(state: LogState) -> dict[str, Any]:
+        calls.hit("first")
+        return {"log": ["first"]}
+
     g = StateGraph(LogState)
-    g.add_node("first", lambda s: calls.hit("first") or {"log": ["first"]})
+    g.add_node("first", first)
     g.add_node("flaky", flaky)
     g.add_edge(START, "first")
     g.add_edge("first", "flaky")

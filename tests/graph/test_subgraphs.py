@@ -202,7 +202,7 @@ def test_parallel_subgraph_interrupts_resumed_by_map_some() -> None:
 
 
 def _parent_command_graph(*, ask: bool, saver: Any) -> Any:
-    def inner(state: LogState) -> Command:
+    def inner(state: LogState) -> Command[Any]:
         where = interrupt("where?") if ask else "right"
         return Command(graph=Command.PARENT, goto=where, update={"log": [f"inner:{where}"]})
 
@@ -267,8 +267,12 @@ def test_nested_subgraphs_resume_from_the_innermost_checkpoint() -> None:
     calls = Calls()
     inner = _log_sub(calls)  # s1 -> s2 (asks)
 
+    def m1(state: LogState) -> dict[str, Any]:
+        calls.hit("m1")
+        return {"log": ["m1"]}
+
     mid_builder = StateGraph(LogState)
-    mid_builder.add_node("m1", lambda s: calls.hit("m1") or {"log": ["m1"]})
+    mid_builder.add_node("m1", m1)
     mid_builder.add_node("inner", inner)
     mid_builder.add_edge(START, "m1")
     mid_builder.add_edge("m1", "inner")
