@@ -6,6 +6,7 @@ never load them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from app.graph.errors import InvalidResumeError
@@ -47,6 +48,11 @@ def check_answer(
     if schema is None:
         return []
     from jsonschema.validators import validator_for
+
+    if hasattr(value, "model_dump"):  # a pydantic model instance: validate its JSON form
+        value = value.model_dump(mode="json")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
 
     validator = validator_for(schema)(schema)
     return [

@@ -145,7 +145,8 @@ def plan_run(spec: GraphSpec, head: HeadView | None, value: Any, *, has_saver: b
         InvalidUpdateError: a bad input or update (nothing is written).
         CheckpointerRequiredError: a resume without a checkpointer.
     """
-    open_tasks = head is not None and bool(head.unfinished())
+    # A step whose tasks all finished but was not folded (a crash, a conflict) is still open.
+    open_tasks = head is not None and bool(head.ct.checkpoint.tasks)
     if isinstance(value, Command):
         if value.graph is not None:
             raise InvalidUpdateError("Command(graph=...) is only valid as a node's return value")
