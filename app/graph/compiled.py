@@ -103,8 +103,8 @@ class CompiledStateGraph:
         input: Any,
         config: dict[str, Any] | None = None,
         *,
-        interrupt_before: Sequence[str] | None = None,
-        interrupt_after: Sequence[str] | None = None,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
         durability: str | None = None,
     ) -> RunResult:
         """Run the thread selected by ``config`` with ``input``; report how it ended.
