@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import copy
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from app.checkpoint.base import Checkpointer, run_sync
+from app.checkpoint.base import Checkpointer
 from app.graph import runner, store
+from app.graph.bridge import collect as _collect
+from app.graph.bridge import sync as _sync
 from app.graph.drawing import DrawableGraph, drawable
 from app.graph.errors import CheckpointerRequiredError, InvalidConfigError
 from app.graph.snapshot import checkpoint_config, empty_snapshot, snapshot
@@ -32,26 +32,6 @@ __all__ = ["CompiledStateGraph"]
 
 _INTERRUPT_KEY = "__interrupt__"
 _DONE = object()
-_T = TypeVar("_T")
-_helper: ThreadPoolExecutor | None = None
-
-
-def _sync(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion from sync code.
-
-    On this thread's cached loop (`run_sync`); or, when called from inside a running loop (a
-    sync node calling ``invoke``), on a helper thread with a loop that is closed afterwards and
-    with this context (so the run knows its parent task).
-    """
-    global _helper
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run_sync(coro)
-    if _helper is None:
-        _helper = ThreadPoolExecutor(thread_name_prefix="hitl-nested")
-    ctx = contextvars.copy_context()
-    return _helper.submit(ctx.run, asyncio.run, coro).result()
 
 
 class CompiledStateGraph:
@@ -434,7 +414,3 @@ def _names(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return (value,) if isinstance(value, str) else tuple(value)
-
-
-async def _collect(agen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in agen]
