@@ -222,7 +222,8 @@ def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
         return _thread_loop().run_until_complete(coro)
     ctx = contextvars.copy_context()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hitl-sync") as pool:
-        return pool.submit(ctx.run, lambda: _thread_loop().run_until_complete(coro)).result()
+        # A fresh loop, closed when done: the helper thread does not outlive this call.
+        return pool.submit(ctx.run, asyncio.run, coro).result()
 
 
 class SyncCheckpointerMixin:
