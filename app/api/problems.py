@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import errors
 from app.api.context import current_request_id
 from app.graph import errors as graph_errors
+from app.services.threads import ThreadExistsError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     errors.InterruptNotPendingError: (409, "interrupt_not_pending"),
     errors.IdempotencyKeyReusedError: (409, "idempotency_key_reused"),
     errors.ThreadBusyError: (409, "thread_busy"),
+    ThreadExistsError: (409, "thread_exists"),
     errors.InvalidInputError: (422, "invalid_input"),
     errors.InvalidAnswerError: (422, "invalid_answer"),
     errors.AmbiguousResumeError: (422, "ambiguous_resume"),

@@ -304,7 +304,7 @@ class ThreadService:
     async def wait(self, thread_id: str, seconds: float | None = None) -> Thread:
         """The thread once no run of it is queued or running, or as it is when time runs out.
 
-        Polls with growing sleeps (2 ms up to 100 ms) and holds no connection while asleep.
+        Polls with growing sleeps (2 ms, x1.5, up to 50 ms) and holds no connection while asleep.
         """
         bound = self.wait_max_seconds if seconds is None else min(seconds, self.wait_max_seconds)
         deadline = time.monotonic() + max(bound, 0.0)
@@ -320,7 +320,7 @@ class ThreadService:
                 if settled or time.monotonic() >= deadline:
                     return await load_thread(conn, thread_id)
             await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 1.5, 0.05)
 
     async def cancel(self, thread_id: str) -> Thread:
         """Stop a thread: pending questions are withdrawn and a queued run is dropped.

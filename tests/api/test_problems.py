@@ -153,3 +153,27 @@ async def test_database_down_is_503(tmp_path: Any) -> None:
             response = await client.post("/threads", json={"graph": "approval"})
             problem_of(response, 503, "unavailable")
             assert response.headers["retry-after"] == "1"
+
+
+class _BrokenGraph:
+    """Looks like a compiled graph, but drawing it fails: an unexpected server-side error."""
+
+    def with_checkpointer(self, saver: Any) -> Any:
+        return self
+
+    def get_graph(self) -> Any:
+        raise RuntimeError("secret internal detail")
+
+
+async def test_unexpected_errors_are_a_500_problem_without_internals(sqlite_url: str) -> None:
+    registry = make_registry()
+    registry = type(registry)({"broken": _BrokenGraph(), "approval": registry.get("approval")})
+    app = create_app(make_settings(sqlite_url), embedded_worker=False, registry=registry)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+            response = await client.get("/graphs/broken", headers={"X-Request-ID": "trace-me"})
+            body = problem_of(response, 500, "internal_error")
+            assert body["request_id"] == "trace-me"
+            assert "secret" not in response.text
+            assert (await client.get("/healthz")).status_code == 200

@@ -33,7 +33,7 @@ async def test_start_returns_201_then_200_for_the_same_thread_id(client: httpx.A
     assert len(settled.json()["interrupts"]) == 1
 
     other_graph = await client.post("/threads", json={**body, "graph": "parallel"})
-    problem_of(other_graph, 409)
+    assert problem_of(other_graph, 409, "thread_exists")["graph"] == "approval"
 
 
 async def test_idempotency_key_on_start(client: httpx.AsyncClient) -> None:
