@@ -10,7 +10,7 @@ raises `LeaseLostError` and the caller must write nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +23,13 @@ from app.queue import sql
 from app.queue.records import ClaimedRun, RunId, RunStatus, WorkerId
 from app.queue.wakeup import wake_local_workers
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "ReapedRun", "RunQueue"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "Prefetch", "ReapedRun", "RunQueue"]
 
 #: A run whose worker vanished this many times is given up (run and thread failed).
 DEFAULT_MAX_ATTEMPTS = 5
+
+#: Reads more of a just-claimed thread inside the claim's transaction: (conn, thread_id) -> data.
+Prefetch = Callable[[AsyncConnection, str], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,35 +77,47 @@ class RunQueue:
 
     # -- workers --------------------------------------------------------------------------
 
-    async def claim(self, worker_id: str, lease_seconds: float) -> ClaimedRun | None:
+    async def claim(
+        self, worker_id: str, lease_seconds: float, *, prefetch: Prefetch | None = None
+    ) -> ClaimedRun | None:
         """Claim the oldest queued run for ``worker_id`` for ``lease_seconds``; one commit.
 
-        Returns None when nothing is queued. Raises UnavailableError when the database is down.
+        ``prefetch`` runs inside the claim's transaction (a consistent read, no extra
+        commit); its result is the run's ``prefetched``. Returns None when nothing is
+        queued (the empty transaction is rolled back, not committed). Raises
+        UnavailableError when the database is down.
         """
         with wrap_db_errors():
             if self.sqlite:
                 async with self._claim_lock:
-                    return await self._claim_sqlite(WorkerId(worker_id), lease_seconds)
-            async with self.engine.begin() as conn:
+                    return await self._claim_sqlite(WorkerId(worker_id), lease_seconds, prefetch)
+            async with self.engine.connect() as conn:
                 params = {"worker_id": worker_id, "lease_seconds": float(lease_seconds)}
                 row = (await conn.execute(sql.PG_CLAIM, params)).mappings().first()
                 if row is None:
+                    await conn.rollback()
                     return None
-                return self._claimed(WorkerId(worker_id), row, row["answers"])
+                extra = await prefetch(conn, row["thread_id"]) if prefetch else None
+                await conn.commit()
+                return self._claimed(WorkerId(worker_id), row, row["answers"], extra)
 
-    async def _claim_sqlite(self, worker_id: WorkerId, lease_seconds: float) -> ClaimedRun | None:
+    async def _claim_sqlite(
+        self, worker_id: WorkerId, lease_seconds: float, prefetch: Prefetch | None
+    ) -> ClaimedRun | None:
         async with begin_immediate(self.engine) as conn:
             params = {"worker_id": worker_id, "lease_modifier": _lease_modifier(lease_seconds)}
             run = (await conn.execute(sql.SQLITE_CLAIM_RUN, params)).mappings().first()
             if run is None:
+                await conn.rollback()  # nothing changed: end it without a commit
                 return None
             thread_id = {"thread_id": run["thread_id"]}
             thread = (await conn.execute(sql.SQLITE_CLAIM_THREAD, thread_id)).mappings().one()
             answers = (await conn.execute(sql.SQLITE_UNDELIVERED_ANSWERS, thread_id)).all()
-            return self._claimed(worker_id, {**run, **thread}, dict(answers))
+            extra = await prefetch(conn, run["thread_id"]) if prefetch else None
+            return self._claimed(worker_id, {**run, **thread}, dict(answers), extra)
 
     @staticmethod
-    def _claimed(worker_id: WorkerId, row: Any, answers: Any) -> ClaimedRun:
+    def _claimed(worker_id: WorkerId, row: Any, answers: Any, prefetched: Any) -> ClaimedRun:
         return ClaimedRun(
             id=RunId(int(row["id"])),
             thread_id=row["thread_id"],
@@ -114,6 +129,7 @@ class RunQueue:
             input=row["input"],
             started=bool(row["started"]),
             answers=dict(answers or {}),
+            prefetched=prefetched,
         )
 
     async def heartbeat(self, run: ClaimedRun, lease_seconds: float) -> None:

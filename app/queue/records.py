@@ -47,3 +47,5 @@ class ClaimedRun:
     started: bool
     #: Interrupt id -> answer (as sent), for answered interrupts not yet delivered to the graph.
     answers: Mapping[str, Any] = field(default_factory=dict)
+    #: What the claimer's ``prefetch`` read in the claim's transaction (None without one).
+    prefetched: Any = None

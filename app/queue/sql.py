@@ -21,6 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import TextualSelect
 
 from app.db.tables import JSON, UtcDateTime
 
@@ -77,7 +78,7 @@ def _seconds_from_now_sqlite(element: seconds_from_now, compiler: SQLCompiler, *
     return f"strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || ({seconds}) || ' seconds')"
 
 
-def _json_columns(clause: TextClause, *names: str) -> TextClause:
+def _json_columns(clause: TextClause, *names: str) -> TextualSelect:
     """Type JSON result columns so both drivers hand back decoded values."""
     return clause.columns(**dict.fromkeys(names, JSON))
 

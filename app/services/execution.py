@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.base import INTERRUPT
 from app.checkpoint.serde import SerializationError, decode, to_jsonable
-from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
+from app.checkpoint.sql import BufferedCheckpointer
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
 from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
@@ -39,6 +39,7 @@ from app.graph import Command, InvalidResumeError
 from app.graphs.registry import GraphRegistry
 from app.queue import ClaimedRun, RunId, RunQueue, RunStatus
 from app.queue.sql import seconds_from_now
+from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
 
 __all__ = ["RunExecutor", "RunOutcome"]
 
@@ -46,10 +47,13 @@ logger = logging.getLogger(__name__)
 
 # --- statements (the thread and interrupt side of settling a run) ------------------------
 
+THREADS: sa.Table = ThreadRow.__table__  # type: ignore[assignment]
+INTERRUPTS: sa.Table = InterruptRow.__table__  # type: ignore[assignment]
+
 #: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
 #: keeps its status (and gets no new questions): no row returned.
 SETTLE_THREAD = (
-    sa.update(ThreadRow.__table__)
+    sa.update(THREADS)
     .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
     .values(
         {
@@ -65,7 +69,7 @@ SETTLE_THREAD = (
 
 #: Thread failed by its run: status and error only; values stay those of the last checkpoint.
 FAIL_THREAD = (
-    sa.update(ThreadRow.__table__)
+    sa.update(THREADS)
     .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
     .values(
         {
@@ -102,16 +106,14 @@ _INTERRUPT_VALUES = {
     "expires_at": seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
 }
 #: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone.
-PG_INSERT_INTERRUPT = (
-    pg_insert(InterruptRow.__table__).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
-)
+PG_INSERT_INTERRUPT = pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
 SQLITE_INSERT_INTERRUPT = (
-    sqlite_insert(InterruptRow.__table__).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
+    sqlite_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
 )
 
 #: The answers this run handed to the graph are delivered: no later run sends them again.
 CONSUME_ANSWERS = (
-    sa.update(InterruptRow.__table__)
+    sa.update(INTERRUPTS)
     .where(
         InterruptRow.thread_id == sa.bindparam("tid"),
         InterruptRow.id.in_(sa.bindparam("ids", expanding=True)),
@@ -182,13 +184,18 @@ class RunExecutor:
             settlement = _Settlement(RunStatus.FAILED, "failed", error=error, flush=False)
             return await self._settle(run, None, settlement)
 
-        saver = BufferedCheckpointer(SqlCheckpointer(self.engine))
+        saver = run_saver(self.engine, run.prefetched)
         settlement = await self._run_graph(run, graph.with_checkpointer(saver))
         try:
             return await self._settle(run, saver, settlement)
         except SerializationError as exc:  # a value the buffer could only encode at flush
             failed = _Settlement(RunStatus.FAILED, "failed", error=_error(exc), flush=False)
             return await self._settle(run, None, failed)
+
+    @staticmethod
+    async def prefetch(conn: AsyncConnection, thread_id: str) -> PrefetchedHead | None:
+        """For `RunQueue.claim`: read the thread's head inside the claim's transaction."""
+        return await prefetch_head(conn, thread_id)
 
     def _graph(self, name: str) -> Any:
         try:
@@ -263,6 +270,7 @@ class RunExecutor:
                 if saver is not None and plan.flush:
                     await saver.flush(conn)  # checkpoint before status
                 thread_status = "queued" if run_status is RunStatus.QUEUED else plan.thread_status
+                params: dict[str, Any]
                 if plan.status is RunStatus.FAILED:
                     params = {"tid": run.thread_id, "status": thread_status, "error": plan.error}
                     settled = (await conn.execute(FAIL_THREAD, params)).first()

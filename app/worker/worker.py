@@ -151,7 +151,11 @@ class Worker:
         """Work until stopped (`stop`, or SIGTERM/SIGINT when ``install_signal_handlers``)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        unsubscribe = subscribe(lambda: loop.call_soon_threadsafe(self._wake.set))
+
+        def wake() -> None:  # called from any thread
+            loop.call_soon_threadsafe(self._wake.set)
+
+        unsubscribe = subscribe(wake)
         signals = self._install_signal_handlers(loop) if install_signal_handlers else []
         side_tasks = [
             asyncio.create_task(self._supervise("heartbeat", self._heartbeat_loop)),
@@ -221,7 +225,9 @@ class Worker:
                 continue
             self._wake.clear()  # before claiming: a NOTIFY from now on triggers another claim
             try:
-                run = await self.queue.claim(self.worker_id, self.lease_seconds)
+                run = await self.queue.claim(
+                    self.worker_id, self.lease_seconds, prefetch=self.executor.prefetch
+                )
             except Exception as exc:
                 failures += 1
                 delay = min(0.25 * 2**failures, 10.0)

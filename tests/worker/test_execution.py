@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import LeaseLostError
@@ -13,7 +18,8 @@ from . import helpers as h
 
 
 async def claim_and_execute(queue: RunQueue, executor: RunExecutor) -> RunOutcome:
-    run = await queue.claim("w1", 30)
+    """Claim as the worker does (the head read inside the claim), then execute."""
+    run = await queue.claim("w1", 30, prefetch=executor.prefetch)
     assert run is not None
     return await executor.execute(run)
 
@@ -214,3 +220,44 @@ async def test_answers_to_questions_no_longer_pending_are_dropped(
 
     assert outcome.thread_status == "completed"
     assert (await h.thread(db_engine, "t1"))["values"]["result"] == "did yes"
+
+
+@contextmanager
+def count_transactions(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every committed unit of work: COMMITs, and statements run in autocommit."""
+    seen: list[str] = []
+
+    def on_commit(conn: Any) -> None:
+        seen.append("commit")
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            seen.append(statement.split(None, 1)[0])
+
+    sync = engine.sync_engine
+    event.listen(sync, "commit", on_commit)
+    event.listen(sync, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(sync, "commit", on_commit)
+        event.remove(sync, "before_cursor_execute", on_execute)
+
+
+async def test_a_run_costs_two_commits_the_claim_and_the_settlement(
+    db_engine: AsyncEngine, queue: RunQueue, executor: RunExecutor
+) -> None:
+    """start -> interrupted -> resume -> completed: 2 + 2 worker commits (+ 2 by the API)."""
+    await h.start_thread(db_engine, queue, "approve", "t1")
+    with count_transactions(db_engine) as first:
+        await claim_and_execute(queue, executor)
+    (iid,) = await h.pending_ids(db_engine, "t1")
+    await h.answer(db_engine, queue, "t1", {iid: "yes"})
+    with count_transactions(db_engine) as second:
+        outcome = await claim_and_execute(queue, executor)
+    with count_transactions(db_engine) as idle:
+        assert await queue.claim("w1", 30, prefetch=executor.prefetch) is None
+
+    assert outcome.thread_status == "completed"
+    assert first == second == ["commit", "commit"]
+    assert idle == []  # an empty claim is rolled back, not committed
