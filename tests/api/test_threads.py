@@ -198,3 +198,26 @@ async def test_history_newest_first_and_paginated(client: httpx.AsyncClient) -> 
         if not cursor:
             break
     assert paged == [c["checkpoint_id"] for c in checkpoints]
+
+
+async def test_cancel_a_queued_thread_means_it_never_runs(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    api_only = app_factory(embedded_worker=False)
+    async with api_only.router.lifespan_context(api_only):
+        transport = httpx.ASGITransport(app=api_only)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+            queued = (await client.post("/threads", json={"graph": "approval"})).json()
+            assert queued["status"] == "queued"
+            cancelled = (await client.post(f"/threads/{queued['thread_id']}/cancel")).json()
+            assert cancelled["status"] == "cancelled"
+    with_worker = app_factory()
+    async with with_worker.router.lifespan_context(with_worker):
+        transport = httpx.ASGITransport(app=with_worker)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+            # A later start of another thread runs; the cancelled one stays as it was.
+            await start(client, "approval")
+            again = (await client.get(f"/threads/{queued['thread_id']}")).json()
+    assert again["status"] == "cancelled"
+    assert again["interrupts"] == []
+    assert again["values"] is None

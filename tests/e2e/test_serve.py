@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,3 +148,31 @@ def test_api_only_server_leaves_runs_queued(serve: Callable[..., Server]) -> Non
     with httpx.Client(base_url=server.url, timeout=30) as client:
         thread = client.post("/threads", params={"wait": "true"}, json={"graph": "approval"}).json()
     assert thread["status"] == "queued"
+
+
+def test_api_and_a_separate_worker_process(serve: Callable[..., Server], tmp_path: Path) -> None:
+    server = serve("--no-worker")
+    with (tmp_path / "worker.log").open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", "--concurrency", "2"],
+            env=server.env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            thread = client.post(
+                "/threads", params={"wait": "true"}, json={"graph": "approval"}
+            ).json()
+            assert thread["status"] == "interrupted", thread
+            done = client.post(
+                f"/threads/{thread['thread_id']}/resume",
+                params={"wait": "true"},
+                json={"value": "from a worker process"},
+            ).json()
+            assert done["status"] == "completed"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(20)
+    assert code == 0, (tmp_path / "worker.log").read_text()
