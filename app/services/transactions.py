@@ -24,9 +24,15 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def read_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A read-only unit of work (its own connection, released at the end)."""
+    """A read-only unit of work (its own connection, released at the end).
+
+    On PostgreSQL the reads run in autocommit: no BEGIN/ROLLBACK round trips around what are
+    one or two SELECTs (``?wait=true`` polls with these).
+    """
     with wrap_db_errors():
         async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
 
