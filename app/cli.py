@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
+from app.client import HitlClient, HitlError, Thread, TransportError
 from app.config import Settings, get_settings
 
 console = Console()
@@ -97,33 +97,12 @@ def _redact(url: str) -> str:
 # --- client commands ----------------------------------------------------------------------
 
 
-class ProblemError(Exception):
-    """The service answered with a problem response."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        self.status = status
-        self.body = body
-        super().__init__(body.get("detail") or body.get("title") or str(status))
-
-
-def _client(args: argparse.Namespace, settings: Settings) -> httpx.Client:
-    headers = {"Accept": "application/json"}
-    api_key = args.api_key or os.environ.get("HITL_API_KEY")
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    base_url = args.url or settings.public_url
-    return httpx.Client(base_url=base_url, headers=headers, timeout=args.timeout)
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    response = client.request(method, path, **kwargs)
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"detail": response.text}
-        raise ProblemError(response.status_code, body if isinstance(body, dict) else {})
-    return response.json() if response.content else None
+def _client(args: argparse.Namespace, settings: Settings) -> HitlClient:
+    return HitlClient(
+        args.url or settings.public_url,
+        api_key=args.api_key or os.environ.get("HITL_API_KEY"),
+        timeout=args.timeout,
+    )
 
 
 def _parse_value(text: str) -> Any:
@@ -135,74 +114,69 @@ def _parse_value(text: str) -> Any:
 
 
 def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _threads_table(threads: Sequence[dict[str, Any]], title: str) -> Table:
+def _threads_table(threads: Sequence[Thread], title: str) -> Table:
     table = Table(title=title)
     for column in ("thread_id", "graph", "status", "waiting on", "updated"):
         table.add_column(column, overflow="fold")
     for t in threads:
-        pending = t.get("interrupts") or []
-        waiting = "; ".join(f"{i['id'][:8]} {_short(i['value'], 50)}" for i in pending)
-        if t.get("error"):
-            waiting = f"[red]{_short(t['error'].get('type', ''))}: {_short(t['error'].get('message', ''))}[/red]"
-        table.add_row(t["thread_id"], t["graph"], t["status"], waiting, t["updated_at"][:19])
+        waiting = "; ".join(f"{i.id[:8]} {_short(i.value, 50)}" for i in t.interrupts)
+        if t.error:
+            kind, message = t.error.get("type", ""), t.error.get("message", "")
+            waiting = f"[red]{_short(kind)}: {_short(message)}[/red]"
+        table.add_row(t.thread_id, t.graph, str(t.status), waiting, t.updated_at.isoformat()[:19])
     return table
 
 
-def _print_thread(thread: dict[str, Any]) -> None:
-    console.print(_threads_table([thread], f"Thread {thread['thread_id']}"))
-    if thread.get("values") is not None:
-        console.print_json(data=thread["values"])
+def _print_thread(thread: Thread) -> None:
+    console.print(_threads_table([thread], f"Thread {thread.thread_id}"))
+    if thread.values is not None:
+        console.print_json(data=thread.values, default=str)
 
 
 def cmd_threads_list(args: argparse.Namespace, settings: Settings) -> int:
-    params: dict[str, Any] = {"limit": args.limit}
-    if args.status:
-        params["status"] = args.status
-    if args.graph:
-        params["graph"] = args.graph
-    for item in args.metadata or []:
-        key, _, value = item.partition("=")
-        params[f"metadata.{key}"] = value
+    metadata = dict(item.partition("=")[::2] for item in args.metadata or [])
     with _client(args, settings) as client:
-        page = _call(client, "GET", "/threads", params=params)
-    console.print(_threads_table(page["threads"], "Threads"))
-    if page.get("next_cursor"):
-        console.print(f"more: --cursor {page['next_cursor']}")
+        page = client.list(
+            status=args.status,
+            graph=args.graph,
+            metadata=metadata or None,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    console.print(_threads_table(page.items, "Threads"))
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}")
     return 0
 
 
 def cmd_threads_get(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
-        _print_thread(_call(client, "GET", f"/threads/{args.thread_id}"))
+        _print_thread(client.get(args.thread_id))
     return 0
 
 
 def cmd_threads_start(args: argparse.Namespace, settings: Settings) -> int:
-    body: dict[str, Any] = {"graph": args.graph, "input": _parse_value(args.input)}
-    if args.thread_id:
-        body["thread_id"] = args.thread_id
     with _client(args, settings) as client:
-        thread = _call(client, "POST", "/threads", json=body, params={"wait": args.wait})
+        thread = client.start(
+            args.graph, _parse_value(args.input), thread_id=args.thread_id, wait=args.wait
+        )
     _print_thread(thread)
     return 0
 
 
 def cmd_interrupts_list(args: argparse.Namespace, settings: Settings) -> int:
-    params: dict[str, Any] = {"limit": args.limit, "status": args.status}
-    if args.graph:
-        params["graph"] = args.graph
     with _client(args, settings) as client:
-        page = _call(client, "GET", "/interrupts", params=params)
+        page = client.interrupts(status=args.status, graph=args.graph, limit=args.limit)
     table = Table(title=f"Interrupts ({args.status})")
     for column in ("id", "thread_id", "graph", "node", "question", "created"):
         table.add_column(column, overflow="fold")
-    for i in page["interrupts"]:
+    for i in page.items:
         table.add_row(
-            i["id"], i["thread_id"], i["graph"], i["node"], _short(i["value"]), i["created_at"][:19]
+            i.id, i.thread_id, i.graph, i.node, _short(i.value), i.created_at.isoformat()[:19]
         )
     console.print(table)
     return 0
@@ -210,19 +184,18 @@ def cmd_interrupts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
     value = _parse_value(args.value)
-    body: dict[str, Any] = (
-        {"values": {args.interrupt: value}} if args.interrupt else {"value": value}
-    )
-    if args.answered_by:
-        body["answered_by"] = args.answered_by
     with _client(args, settings) as client:
-        thread = _call(
-            client,
-            "POST",
-            f"/threads/{args.thread_id}/resume",
-            json=body,
-            params={"wait": args.wait},
-        )
+        if args.interrupt:
+            thread = client.resume(
+                args.thread_id,
+                values={args.interrupt: value},
+                answered_by=args.answered_by,
+                wait=args.wait,
+            )
+        else:
+            thread = client.resume(
+                args.thread_id, value, answered_by=args.answered_by, wait=args.wait
+            )
     _print_thread(thread)
     return 0
 
@@ -267,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     t_list.add_argument("--graph")
     t_list.add_argument("--metadata", action="append", metavar="KEY=VALUE")
     t_list.add_argument("--limit", type=int, default=20)
+    t_list.add_argument("--cursor", help="next page (printed under the table)")
     t_list.set_defaults(handler=cmd_threads_list)
     t_get = threads_sub.add_parser("get", help="show one thread")
     t_get.add_argument("thread_id")
@@ -306,17 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     try:
         return int(args.handler(args, settings) or 0)
-    except ProblemError as exc:
-        body = exc.body
-        err_console.print(
-            f"[red]error {exc.status}[/red] {body.get('code', '')}: {body.get('detail', exc)}"
-        )
-        for item in body.get("errors") or []:
+    except TransportError as exc:
+        err_console.print(f"[red]cannot reach the service[/red]: {exc.detail}")
+        return 2
+    except HitlError as exc:
+        err_console.print(f"[red]error {exc.status}[/red] {exc.code}: {exc.detail}")
+        for item in exc.problem.get("errors") or []:
             err_console.print(f"  - {item.get('loc')}: {item.get('msg')}")
         return 1
-    except httpx.HTTPError as exc:
-        err_console.print(f"[red]cannot reach the service[/red]: {exc}")
-        return 2
     except KeyboardInterrupt:
         return 130
 
