@@ -6,6 +6,7 @@
     │                            IdempotencyKeyReusedError, ThreadBusyError
     ├── InvalidInputError        InvalidAnswerError, AmbiguousResumeError
     ├── UnavailableError         (the database cannot be reached)
+    ├── AuthenticationError      (API keys are configured and the request has no valid one)
     └── LeaseLostError           (a worker no longer owns its run; it must write nothing)
 
 The class docstring is the default message; context is kept as attributes, so the HTTP layer
@@ -74,6 +75,10 @@ class InvalidAnswerError(InvalidInputError):
 
 class AmbiguousResumeError(InvalidInputError):
     """Several interrupts are pending: answer them by id."""
+
+
+class AuthenticationError(AppError):
+    """A valid API key is required: send ``Authorization: Bearer <key>``."""
 
 
 class UnavailableError(AppError):

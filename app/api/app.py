@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from app.api import problems
+from app.api.auth import configured_keys, require_api_key
 from app.api.deps import Services
 from app.api.metrics import ApiMetrics
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -105,9 +106,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.api_keys = configured_keys(settings)
     problems.install(app)
-    for module in (threads, interrupts, graphs, health):
-        app.include_router(module.router)
+    app.include_router(health.public)
+    for router in (threads.router, interrupts.router, graphs.router, health.router):
+        app.include_router(router, dependencies=[Depends(require_api_key)])
     # Last added is outermost: request ids and metrics wrap the body limit's 413 too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

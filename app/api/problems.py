@@ -46,6 +46,7 @@ PROBLEMS: dict[type[BaseException], tuple[int, str]] = {
     errors.InvalidInputError: (422, "invalid_input"),
     errors.InvalidAnswerError: (422, "invalid_answer"),
     errors.AmbiguousResumeError: (422, "ambiguous_resume"),
+    errors.AuthenticationError: (401, "unauthorized"),
     errors.UnavailableError: (503, "unavailable"),
     errors.LeaseLostError: (503, "unavailable"),
     graph_errors.GraphError: (422, "graph_error"),
@@ -58,6 +59,7 @@ HTTP_CODES = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_t
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
@@ -131,7 +133,7 @@ async def handle_app_error(request: Request, exc: Exception) -> JSONResponse:
             "interrupt_ids": list(getattr(exc, "interrupt_ids", ()) or ()),
             "errors": list(getattr(exc, "errors", ()) or ()),
         }
-    headers = None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         # Driver details help operators, not clients: log them, answer with the short message.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, context)

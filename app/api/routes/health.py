@@ -8,12 +8,14 @@ from app.api.deps import MetricsDep, ServicesDep
 from app.api.schemas import HealthResponse, ProblemResponse, ReadinessResponse
 from app.services.health import check_database
 
+#: Liveness answers without an API key (probes have none).
+public = APIRouter(tags=["health"])
 router = APIRouter(tags=["health"])
 
 PROBLEM = {"model": ProblemResponse, "content": {"application/problem+json": {}}}
 
 
-@router.get("/healthz")
+@public.get("/healthz")
 async def healthz() -> HealthResponse:
     """The process is alive (no database call)."""
     return HealthResponse()
