@@ -1,0 +1,118 @@
+"""Reading the event log in order, so that a reader's cursor never skips an event.
+
+On PostgreSQL an event is *final* once no transaction older than its own is still in flight:
+anything committed later has a larger transaction id and sorts after it. `read_events` returns
+final events only and says which in-flight transaction holds the rest back (``held_by``); the
+caller reads again shortly. A transaction that stays open for long (an idle session that wrote
+something, anywhere in the cluster) would hold every reader back, so a caller may pass such
+transactions in ``ignore_tx`` after a while: their own events, if they ever write any, may then
+be seen late by cursors already past them. SQLite has one writer: every committed event is final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.errors import wrap_db_errors
+from app.db.tables import EventRow
+from app.services.events import EventCursor, StoredEvent
+
+__all__ = ["EventBatch", "latest_cursor", "read_events"]
+
+E = EventRow
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Final events after a cursor, in order; ``held_by``: the transaction the rest wait for."""
+
+    events: list[StoredEvent]
+    held_by: int | None = None
+
+
+def _bigint(expr: Any) -> Any:
+    """An xid8 as a bigint (there is no direct cast)."""
+    return sa.cast(sa.cast(expr, sa.Text), sa.BigInteger)
+
+
+_SNAPSHOT = sa.func.pg_current_snapshot()
+_IN_FLIGHT = sa.func.pg_snapshot_xip(_SNAPSHOT).column_valued("xid")
+
+#: The oldest transaction in flight, not counting the ignored ones; the snapshot's upper bound
+#: when none is. Events of older transactions are final.
+_PG_HORIZON = sa.func.coalesce(
+    sa.select(sa.func.min(_bigint(_IN_FLIGHT)))
+    .where(_bigint(_IN_FLIGHT) != sa.all_(sa.bindparam("ignore_tx", type_=ARRAY(sa.BigInteger))))
+    .scalar_subquery(),
+    _bigint(sa.func.pg_snapshot_xmax(_SNAPSHOT)),
+)
+
+_COLUMNS = (E.id, E.tx, E.event_id, E.type, E.thread_id, E.tenant, E.graph, E.payload, E.created_at)
+
+
+def stored_event(row: Any) -> StoredEvent:
+    """A StoredEvent from a row with the events columns."""
+    return StoredEvent(
+        id=int(row.id),
+        tx=int(row.tx),
+        event_id=row.event_id,
+        type=row.type,
+        thread_id=row.thread_id,
+        tenant=row.tenant,
+        graph=row.graph,
+        payload=row.payload,
+        created_at=row.created_at,
+    )
+
+
+async def read_events(
+    conn: AsyncConnection,
+    after: EventCursor,
+    *,
+    thread_id: str | None = None,
+    tenant: str | None = None,
+    limit: int = 500,
+    ignore_tx: Collection[int] = (),
+) -> EventBatch:
+    """Final events after ``after`` in cursor order: one thread's or all (one tenant's, if set)."""
+    pg = conn.dialect.name == "postgresql"
+    position = sa.tuple_(E.tx, E.id) > sa.tuple_(sa.literal(after.tx), sa.literal(after.id))
+    conditions: list[sa.ColumnElement[bool]] = [position]
+    if thread_id is not None:
+        conditions.append(E.thread_id == thread_id)
+    if tenant is not None:
+        conditions.append(E.tenant == tenant)
+    columns: list[Any] = list(_COLUMNS)
+    if pg:
+        columns.append(_PG_HORIZON.label("horizon"))
+    query = sa.select(*columns).where(*conditions).order_by(E.tx, E.id).limit(limit)
+    params = {"ignore_tx": sorted(ignore_tx)} if pg else {}
+    with wrap_db_errors():
+        rows = (await conn.execute(query, params)).all()
+    events: list[StoredEvent] = []
+    for row in rows:
+        if pg and row.tx >= row.horizon:
+            return EventBatch(events, held_by=int(row.horizon))
+        events.append(stored_event(row))
+    return EventBatch(events)
+
+
+async def latest_cursor(conn: AsyncConnection, *, ignore_tx: Collection[int] = ()) -> EventCursor:
+    """Where a live-only reader starts: before every event that is not final yet.
+
+    On PostgreSQL that is the oldest transaction in flight (events already committed by
+    younger ones are read again, never missed); on SQLite, the newest event.
+    """
+    with wrap_db_errors():
+        if conn.dialect.name == "postgresql":
+            params = {"ignore_tx": sorted(ignore_tx)}
+            horizon = (await conn.execute(sa.select(_PG_HORIZON), params)).scalar_one()
+            return EventCursor(int(horizon), 0)
+        newest = (await conn.execute(sa.select(sa.func.max(E.id)))).scalar()
+    return EventCursor(0, int(newest or 0))

@@ -1,0 +1,323 @@
+"""The event log: what happened to threads and interrupts, written in the caller's transaction.
+
+`record_events` is the durable outbox: an event and its webhook deliveries are rows written in
+the same transaction as the change they report, so a committed change always has its event and a
+rolled-back one never does. Webhooks (`app.worker.webhooks`) and SSE streams
+(`app.api.routes.streams`) read it through `app.services.event_feed`.
+
+Order and cursors. On PostgreSQL, ids from a sequence are not in commit order: a transaction may
+take id 10, another id 11 and commit first, and a reader that moved past 11 would never see 10.
+So every event stores the id of its writing transaction (``tx``), readers order by ``(tx, id)``
+and return only events of transactions older than every transaction still in flight (the
+snapshot's ``xmin``): anything committed later sorts after them. The cursor handed to SSE clients
+is ``"<tx>-<id>"``. SQLite has one writer at a time, so ``tx`` is 0 and the cursor is the id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.db.errors import wrap_db_errors
+from app.db.tables import JSON, EventRow
+from app.errors import InvalidInputError
+
+__all__ = [
+    "EVENTS_CHANNEL",
+    "EventCursor",
+    "EventLog",
+    "EventType",
+    "Fields",
+    "NewEvent",
+    "StoredEvent",
+    "interrupt_created",
+    "interrupt_expired",
+    "interrupt_resolved",
+    "links",
+    "record_events",
+    "thread_cancelled",
+    "thread_completed",
+    "thread_failed",
+]
+
+#: The LISTEN/NOTIFY channel that tells SSE broadcasters and webhook dispatchers to look.
+EVENTS_CHANNEL = "hitl_events"
+
+
+#: A row's columns by name (a dict, or SQLAlchemy's ``row._mapping``).
+Fields = Mapping[Any, Any]
+
+
+class EventType(StrEnum):
+    INTERRUPT_CREATED = "interrupt.created"
+    INTERRUPT_RESOLVED = "interrupt.resolved"
+    INTERRUPT_EXPIRED = "interrupt.expired"
+    THREAD_COMPLETED = "thread.completed"
+    THREAD_FAILED = "thread.failed"
+    THREAD_CANCELLED = "thread.cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be recorded. ``event_id`` is what receivers deduplicate on."""
+
+    type: str
+    thread_id: str
+    graph: str
+    tenant: str | None
+    payload: Mapping[str, Any]
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EventCursor:
+    """A position in the event log: after ``(tx, id)``. ``EventCursor()`` is the beginning."""
+
+    tx: int = 0
+    id: int = 0
+
+    def __str__(self) -> str:
+        return str(self.id) if self.tx == 0 else f"{self.tx}-{self.id}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> EventCursor:
+        """Read a cursor sent back by a client (``Last-Event-ID`` / ``?after=``)."""
+        if text is None or not text.strip():
+            return cls()
+        tx, sep, id_ = text.strip().partition("-")
+        try:
+            cursor = cls(int(tx), int(id_)) if sep else cls(0, int(tx))
+        except ValueError:
+            raise InvalidInputError(f"Not an event id: {text!r}.", event_id=text) from None
+        if cursor.tx < 0 or cursor.id < 0:
+            raise InvalidInputError(f"Not an event id: {text!r}.", event_id=text)
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A recorded event, as streams and webhooks send it."""
+
+    id: int
+    tx: int
+    event_id: str
+    type: str
+    thread_id: str
+    tenant: str | None
+    graph: str
+    payload: Any
+    created_at: datetime
+
+    @property
+    def cursor(self) -> EventCursor:
+        return EventCursor(self.tx, self.id)
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON every consumer gets (webhook body, SSE data): same bytes on every retry."""
+        return {
+            "id": self.event_id,
+            "type": self.type,
+            "created_at": self.created_at.isoformat(),
+            "data": self.payload,
+        }
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.envelope())
+
+
+# --- builders ---------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def links(public_url: str, thread_id: str, interrupt_id: str | None = None) -> dict[str, str]:
+    """Where to look (GET) and, for a question, where to answer it (POST ``resume``)."""
+    base = public_url.rstrip("/")
+    out = {"thread": f"{base}/threads/{quote(thread_id, safe='')}"}
+    if interrupt_id is not None:
+        interrupt = f"{base}/interrupts/{quote(interrupt_id, safe='')}"
+        out["interrupt"] = interrupt
+        out["resume"] = f"{interrupt}/resume"
+    return out
+
+
+def _interrupt_payload(row: Fields, public_url: str) -> dict[str, Any]:
+    return {
+        "thread_id": row["thread_id"],
+        "graph": row["graph"],
+        "interrupt_id": row["id"],
+        "node": row.get("node"),
+        "value": row.get("value"),
+        "schema": row.get("schema"),
+        "expires_at": _iso(row.get("expires_at")),
+        "links": links(public_url, row["thread_id"], row["id"]),
+    }
+
+
+def _event(type_: EventType, row: Fields, payload: dict[str, Any]) -> NewEvent:
+    return NewEvent(str(type_), row["thread_id"], row["graph"], row.get("tenant"), payload)
+
+
+def interrupt_created(row: Fields, *, public_url: str) -> NewEvent:
+    """A new question; ``row`` has the interrupt columns (id, thread_id, tenant, graph, node,
+    value, schema, expires_at)."""
+    return _event(EventType.INTERRUPT_CREATED, row, _interrupt_payload(row, public_url))
+
+
+def interrupt_resolved(
+    row: Fields, *, answer: Any, answered_by: str | None, public_url: str
+) -> NewEvent:
+    """A human answered ``row`` (the run that delivers the answer is queued)."""
+    payload = _interrupt_payload(row, public_url)
+    payload.update(answer=answer, answered_by=answered_by)
+    return _event(EventType.INTERRUPT_RESOLVED, row, payload)
+
+
+def interrupt_expired(row: Fields, *, public_url: str) -> NewEvent:
+    """``row``'s deadline passed: resumed with its default, or (no default) its thread failed."""
+    payload = _interrupt_payload(row, public_url)
+    has_default = bool(row.get("has_default"))
+    payload.update(
+        has_default=has_default,
+        default=row.get("default") if has_default else None,
+        outcome="resumed_with_default" if has_default else "thread_failed",
+    )
+    return _event(EventType.INTERRUPT_EXPIRED, row, payload)
+
+
+def _thread_payload(row: Fields, status: str, public_url: str) -> dict[str, Any]:
+    return {
+        "thread_id": row["thread_id"],
+        "graph": row["graph"],
+        "status": status,
+        "links": links(public_url, row["thread_id"]),
+    }
+
+
+def thread_completed(row: Fields, *, values: Any, public_url: str) -> NewEvent:
+    """The graph ran to its end; ``row`` has thread_id, graph, tenant."""
+    payload = _thread_payload(row, "completed", public_url)
+    payload["values"] = values
+    return _event(EventType.THREAD_COMPLETED, row, payload)
+
+
+def thread_failed(
+    row: Fields,
+    *,
+    error: Any,
+    public_url: str,
+    cancelled_interrupt_ids: Sequence[str] = (),
+) -> NewEvent:
+    """A node raised, a value could not be stored, or a question expired without a default
+    (``cancelled_interrupt_ids``: the thread's other questions, withdrawn with it)."""
+    payload = _thread_payload(row, "failed", public_url)
+    payload["error"] = error
+    if cancelled_interrupt_ids:
+        payload["cancelled_interrupt_ids"] = list(cancelled_interrupt_ids)
+    return _event(EventType.THREAD_FAILED, row, payload)
+
+
+def thread_cancelled(
+    row: Fields, *, interrupt_ids: Sequence[str] = (), public_url: str
+) -> NewEvent:
+    """Someone cancelled the thread; ``interrupt_ids`` are the questions withdrawn with it."""
+    payload = _thread_payload(row, "cancelled", public_url)
+    payload["interrupt_ids"] = list(interrupt_ids)
+    return _event(EventType.THREAD_CANCELLED, row, payload)
+
+
+# --- writing ----------------------------------------------------------------------------
+
+#: PostgreSQL, one round trip: the events (stamped with this transaction's id, in the given
+#: order), one delivery per target URL (the global one, the thread's own), and a NOTIFY that
+#: PostgreSQL sends at commit.
+PG_RECORD = sa.text(
+    """
+    WITH new_events AS (
+        INSERT INTO events (event_id, type, thread_id, tenant, graph, payload, tx)
+        SELECT e->>'event_id', e->>'type', e->>'thread_id', e->>'tenant', e->>'graph',
+            e->'payload', CAST(CAST(pg_current_xact_id() AS text) AS bigint)
+        FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS r(e, n)
+        ORDER BY n
+        RETURNING id, thread_id
+    ), targets AS (
+        SELECT id, CAST(:global_url AS text) AS url FROM new_events
+        WHERE CAST(:global_url AS text) IS NOT NULL
+        UNION
+        SELECT new_events.id, threads.webhook FROM new_events
+        JOIN threads ON threads.thread_id = new_events.thread_id
+        WHERE threads.webhook IS NOT NULL
+    ), deliveries AS (
+        INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets
+    )
+    SELECT pg_notify('hitl_events', CAST(max(id) AS text)) FROM new_events
+    """
+).bindparams(sa.bindparam("events", type_=JSON))
+
+#: SQLite: the events (one writer at a time: id order is commit order, tx stays 0).
+SQLITE_INSERT_EVENTS = sa.insert(EventRow).returning(EventRow.id, sort_by_parameter_order=True)
+
+#: SQLite: one delivery per recorded event and target URL.
+SQLITE_INSERT_DELIVERIES = sa.text(
+    """
+    INSERT INTO webhook_deliveries (event_id, url)
+    SELECT id, :global_url FROM events WHERE id IN :ids AND :global_url IS NOT NULL
+    UNION
+    SELECT events.id, threads.webhook FROM events
+    JOIN threads ON threads.thread_id = events.thread_id
+    WHERE events.id IN :ids AND threads.webhook IS NOT NULL
+    """
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
+def _as_json(event: NewEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "thread_id": event.thread_id,
+        "tenant": event.tenant,
+        "graph": event.graph,
+        "payload": event.payload,
+    }
+
+
+async def record_events(
+    conn: AsyncConnection, events: Sequence[NewEvent], *, global_webhook_url: str | None
+) -> None:
+    """Write ``events`` and their webhook deliveries inside the caller's transaction.
+
+    Deliveries go to ``global_webhook_url`` (HITL_WEBHOOK_URL) and to each thread's own
+    ``webhook``, once per distinct URL. On PostgreSQL, listeners are notified at commit.
+    """
+    if not events:
+        return
+    rows = [_as_json(e) for e in events]
+    with wrap_db_errors():
+        if conn.dialect.name == "postgresql":
+            params = {"events": rows, "global_url": global_webhook_url}
+            await conn.execute(PG_RECORD, params)
+            return
+        ids = list((await conn.execute(SQLITE_INSERT_EVENTS, rows)).scalars())
+        await conn.execute(SQLITE_INSERT_DELIVERIES, {"ids": ids, "global_url": global_webhook_url})
+
+
+@dataclass(frozen=True, slots=True)
+class EventLog:
+    """What use cases need to record events: the settings they depend on, bound once."""
+
+    public_url: str
+    webhook_url: str | None = None
+
+    async def record(self, conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
+        await record_events(conn, events, global_webhook_url=self.webhook_url)

@@ -1,0 +1,47 @@
+"""Rows and probes the event tests share (plain SQL through the models, no mocks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.tables import EventRow, ThreadRow, WebhookDeliveryRow
+from app.services.event_feed import read_events
+from app.services.events import EventCursor, NewEvent, StoredEvent
+
+
+async def add_thread(
+    engine: AsyncEngine,
+    tid: str,
+    *,
+    webhook: str | None = None,
+    tenant: str | None = None,
+    status: str = "interrupted",
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.insert(ThreadRow).values(
+                thread_id=tid, graph="g", status=status, webhook=webhook, tenant=tenant, next=[]
+            )
+        )
+
+
+def event(tid: str, type_: str = "thread.completed", **payload: Any) -> NewEvent:
+    return NewEvent(type_, tid, "g", None, {"thread_id": tid, **payload})
+
+
+async def all_events(engine: AsyncEngine, **filters: Any) -> list[StoredEvent]:
+    async with engine.connect() as conn:
+        return (await read_events(conn, EventCursor(), **filters)).events
+
+
+async def deliveries(engine: AsyncEngine) -> list[dict[str, Any]]:
+    query = (
+        sa.select(WebhookDeliveryRow.__table__, EventRow.event_id.label("uuid"))
+        .join(EventRow, EventRow.id == WebhookDeliveryRow.event_id)
+        .order_by(WebhookDeliveryRow.id)
+    )
+    async with engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
