@@ -15,6 +15,7 @@ TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres):
   memory     resident memory of the serve process with few and with --threads stored threads
 
     python3 bench/service.py [--quick] [--threads 100000] [--seconds 10] [--repeat 3]
+                             [--only storage|rates|lists ...]
 
 Prints one JSON document; a phase that fails reports {"error": ...} and the others still run.
 """
@@ -40,6 +41,7 @@ from bench.engine import machine
 from bench.graphs import ASK_ACT_INPUT
 
 SETTLE = pg.STATS_SETTLE_SECONDS
+PHASES = ("storage", "rates", "lists")
 GRAPHS = "approval=app.graphs.approval:graph,bench_ask_act=bench.graphs:hitl_ask_act"
 
 
@@ -112,29 +114,70 @@ async def lists(db_url: str, base: str, threads: int, requests: int) -> dict[str
     }
 
 
+async def rates(
+    args: argparse.Namespace, admin: str, lg_url: str, db_url: str, base: str
+) -> tuple[dict[str, Any], dict[int, list[Any]], dict[int, list[Any]]]:
+    """Warm-up, idle commit rate, then --repeat interleaved rounds of hitl and LangGraph."""
+    out: dict[str, Any] = {}
+    lg_runs: dict[int, list[Any]] = {16: [], 1: []}
+    hitl_runs: dict[int, list[Any]] = {16: [], 1: []}
+    warm = await guarded(
+        "warm-up", lambda: http_load.run_cycles(base, 16, "approval", None, cycles=64)
+    )
+    out["warm_up"] = {k: warm.get(k) for k in ("cycles", "errors", "first_errors", "error")}
+    idle = await guarded("idle", lambda: idle_commit_rate(admin, db_url, 5.0))
+    idle_rate = idle if isinstance(idle, float) else 0.0
+    out["idle_commits_per_second"] = round(idle_rate, 2) if isinstance(idle, float) else idle
+    for _ in range(args.repeat):  # interleaved with the baseline: same machine state
+        await langgraph_round(args, admin, lg_url, lg_runs, 16)
+        hitl_runs[16].append(await guarded("hitl 16", lambda: hitl_cycles(
+            admin, db_url, base, args.seconds, idle_rate)))  # fmt: skip
+        await langgraph_round(args, admin, lg_url, lg_runs, 1)
+        hitl_runs[1].append(await guarded("hitl 1", lambda: http_load.run_cycles(
+            base, 1, "approval", None, seconds=args.seconds / 2)))  # fmt: skip
+    return out, lg_runs, hitl_runs
+
+
+async def langgraph_round(
+    args: argparse.Namespace, admin: str, lg_url: str, runs: dict[int, list[Any]], clients: int
+) -> None:
+    seconds = args.seconds if clients > 1 else args.seconds / 2
+    runs[clients].append(await guarded(f"langgraph {clients}", lambda: langgraph_pg.round_trips(
+        admin, lg_url, clients, seconds=seconds)))  # fmt: skip
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    admin = args.admin_url
+    admin, only = args.admin_url, set(args.only or PHASES)
     doc: dict[str, Any] = {
         "benchmark": "service",
         "machine": machine(),
         "options": {
             k: getattr(args, k)
-            for k in ("quick", "seconds", "repeat", "threads", "paused", "worker_concurrency")
+            for k in (
+                "quick",
+                "only",
+                "seconds",
+                "repeat",
+                "threads",
+                "paused",
+                "worker_concurrency",
+            )
         },
+        "baseline": {},
     }
-    doc["baseline"] = {
-        "pgbench_insert_8_clients": await guarded(
-            "pgbench", lambda: pg.pgbench_insert_rate(admin, 8, args.seconds)
-        )
-    }
-    async with pg.scratch_database(admin, "lgstore") as lg_store_url:
-        doc["baseline"]["langgraph_storage"] = await guarded(
-            "langgraph storage", lambda: langgraph_pg.storage(lg_store_url, args.paused)
-        )
     hitl: dict[str, Any] = {}
     doc["hitl"] = hitl
-    lg_runs: dict[int, list[dict[str, Any]]] = {16: [], 1: []}
-    hitl_runs: dict[int, list[dict[str, Any]]] = {16: [], 1: []}
+    lg_runs: dict[int, list[Any]] = {16: [], 1: []}
+    hitl_runs: dict[int, list[Any]] = {16: [], 1: []}
+    if "rates" in only:
+        doc["baseline"]["pgbench_insert_8_clients"] = await guarded(
+            "pgbench", lambda: pg.pgbench_insert_rate(admin, 8, args.seconds)
+        )
+    if "storage" in only:
+        async with pg.scratch_database(admin, "lgstore") as lg_store_url:
+            doc["baseline"]["langgraph_storage"] = await guarded(
+                "langgraph storage", lambda: langgraph_pg.storage(lg_store_url, args.paused)
+            )
     async with (
         pg.scratch_database(admin, "lg") as lg_url,
         pg.scratch_database(admin, "hitl") as db_url,
@@ -146,41 +189,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             with server.serve(db_url, env, args.serve_arg or [], log) as srv:
                 hitl["server_log"] = str(log)
                 hitl["rss_mb_started"] = srv.rss_mb()
-                hitl["storage"] = await guarded(
-                    "hitl storage", lambda: hitl_storage(db_url, srv.url, args.paused)
-                )
-                warm = await guarded(
-                    "warm-up",
-                    lambda: http_load.run_cycles(srv.url, 16, "approval", None, cycles=64),
-                )
-                hitl["warm_up"] = {
-                    k: warm.get(k) for k in ("cycles", "errors", "first_errors", "error")
-                }
-                idle = await guarded("idle", lambda: idle_commit_rate(admin, db_url, 5.0))
-                idle_rate = idle if isinstance(idle, float) else 0.0
-                hitl["idle_commits_per_second"] = round(idle_rate, 2) if idle_rate else idle
-                hitl["rss_mb_after_cycles_warm_up"] = srv.rss_mb()
-                for _ in range(args.repeat):  # interleaved with the baseline: same machine state
-                    lg_runs[16].append(await guarded("langgraph 16", lambda: langgraph_pg.round_trips(
-                        admin, lg_url, 16, seconds=args.seconds)))  # fmt: skip
-                    hitl_runs[16].append(await guarded("hitl 16", lambda: hitl_cycles(
-                        admin, db_url, srv.url, args.seconds, idle_rate)))  # fmt: skip
-                    lg_runs[1].append(await guarded("langgraph 1", lambda: langgraph_pg.round_trips(
-                        admin, lg_url, 1, seconds=args.seconds / 2)))  # fmt: skip
-                    hitl_runs[1].append(await guarded("hitl 1", lambda: http_load.run_cycles(
-                        srv.url, 1, "approval", None, seconds=args.seconds / 2)))  # fmt: skip
+                if "storage" in only:
+                    hitl["storage"] = await guarded(
+                        "hitl storage", lambda: hitl_storage(db_url, srv.url, args.paused)
+                    )
+                if "rates" in only:
+                    out, lg_runs, hitl_runs = await rates(args, admin, lg_url, db_url, srv.url)
+                    hitl.update(out)
                 hitl["rss_mb_before_bulk"] = srv.rss_mb()
-                hitl["lists"] = await guarded(
-                    "lists", lambda: lists(db_url, srv.url, args.threads, args.list_requests)
-                )
-                hitl["rss_mb_after_bulk"] = srv.rss_mb()
+                if "lists" in only:
+                    hitl["lists"] = await guarded(
+                        "lists", lambda: lists(db_url, srv.url, args.threads, args.list_requests)
+                    )
+                    hitl["rss_mb_after_bulk"] = srv.rss_mb()
         except Exception as exc:
             hitl["error"] = f"{type(exc).__name__}: {exc}"[:3000]
-        if not lg_runs[16]:  # hitl could not run: still measure the baseline
-            lg_runs[16].append(await guarded("langgraph 16", lambda: langgraph_pg.round_trips(
-                admin, lg_url, 16, seconds=args.seconds)))  # fmt: skip
-            lg_runs[1].append(await guarded("langgraph 1", lambda: langgraph_pg.round_trips(
-                admin, lg_url, 1, seconds=args.seconds / 2)))  # fmt: skip
+        if "rates" in only and not lg_runs[16]:  # hitl could not run: still measure the baseline
+            for _ in range(args.repeat):
+                await langgraph_round(args, admin, lg_url, lg_runs, 16)
+                await langgraph_round(args, admin, lg_url, lg_runs, 1)
     doc["baseline"]["langgraph_16_runs"] = lg_runs[16]
     doc["baseline"]["langgraph_1_runs"] = lg_runs[1]
     hitl["cycles_16_runs"] = hitl_runs[16]
@@ -214,7 +241,7 @@ def targets(
     rate = median_of(hitl[16], "cycles_per_second")
     lg16 = median_of(lg[16], "round_trips_per_second")
     lg1 = median_of(lg[1], "round_trips_per_second")
-    pgbench = doc["baseline"]["pgbench_insert_8_clients"].get("commits_per_second")
+    pgbench = doc["baseline"].get("pgbench_insert_8_clients", {}).get("commits_per_second")
     store = doc["hitl"].get("storage", {})
     lg_store = doc["baseline"].get("langgraph_storage", {})
     lst = doc["hitl"].get("lists", {})
@@ -263,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-concurrency", type=int, default=16)
     parser.add_argument("--serve-arg", action="append", help="extra `hitl serve` argument")
     parser.add_argument("--admin-url", default=pg.admin_url())
+    parser.add_argument("--only", action="append", choices=PHASES, help="run only these phases")
     args = parser.parse_args(argv)
     if args.quick:
         args.threads = min(args.threads, 20_000)
