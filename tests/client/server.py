@@ -62,9 +62,15 @@ def _wait_ready(server: Server, seconds: float) -> None:
 
 @contextmanager
 def serve(
-    database_url: str, workdir: Path, env: Mapping[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    module: str = "app",
 ) -> Iterator[Server]:
-    """Run ``hitl serve`` (API and embedded worker) on ``database_url`` until the block ends."""
+    """Run ``hitl serve`` (API and embedded worker) on ``database_url`` until the block ends.
+
+    ``module`` is what ``python -m`` runs with ``serve --host --port``: ``app`` is ``hitl``.
+    """
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"serve-{port}.log"
@@ -81,7 +87,7 @@ def serve(
         "HITL_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **(env or {}),
     }
-    args = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(args, cwd=workdir, env=environment, stdout=out, stderr=out)
     server = Server(f"http://127.0.0.1:{port}", proc, log)
