@@ -30,6 +30,7 @@ from app.db.engine import create_engine
 from app.db.migrate import aupgrade
 from app.graphs.registry import GraphRegistry
 from app.queue import RunQueue
+from app.services.events import EventLog
 from app.services.interrupts import InterruptService
 from app.services.threads import ThreadService
 
@@ -56,12 +57,15 @@ async def _start(app: FastAPI, settings: Settings, registry: GraphRegistry | Non
     engine = create_engine(settings.database_url)
     registry = registry or GraphRegistry.from_spec(settings.graphs)
     queue = RunQueue(engine)
+    events = EventLog(public_url=settings.public_url, webhook_url=settings.webhook_url)
     return Services(
         settings=settings,
         engine=engine,
         registry=registry,
-        threads=ThreadService(engine, registry, queue, wait_max_seconds=settings.wait_max_seconds),
-        interrupts=InterruptService(engine, queue),
+        threads=ThreadService(
+            engine, registry, queue, wait_max_seconds=settings.wait_max_seconds, events=events
+        ),
+        interrupts=InterruptService(engine, queue, events),
         worker=None,
     )
 

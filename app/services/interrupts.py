@@ -34,6 +34,7 @@ from app.errors import (
     ThreadNotInterruptedError,
 )
 from app.services import pagination
+from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
 from app.services.threads import RunQueuePort, load_thread
 from app.services.transactions import read_tx, run_write
@@ -72,7 +73,16 @@ ANSWER = (
         request_id=sa.bindparam("b_request_id"),
         answered_at=utcnow(),
     )
-    .returning(InterruptRow.id)
+    .returning(
+        InterruptRow.id,
+        InterruptRow.thread_id,
+        InterruptRow.tenant,
+        InterruptRow.graph,
+        InterruptRow.node,
+        InterruptRow.value,
+        InterruptRow.schema,
+        InterruptRow.expires_at,
+    )
 )
 
 # The thread now has work to do; a thread already queued or running keeps its status.
@@ -133,9 +143,12 @@ def _item(row: Any) -> InterruptItem:
 class InterruptService:
     """The inbox and the resume use cases."""
 
-    def __init__(self, engine: AsyncEngine, queue: RunQueuePort) -> None:
+    def __init__(
+        self, engine: AsyncEngine, queue: RunQueuePort, events: EventLog | None = None
+    ) -> None:
         self.engine = engine
         self.queue = queue
+        self.events = events
         self.dialect = engine.dialect.name
 
     async def list(
@@ -339,6 +352,7 @@ class InterruptService:
                 thread_id=thread_id,
                 errors=errors,
             )
+        resolved: list[NewEvent] = []
         for interrupt_id, answer in answers.items():
             won = (
                 await conn.execute(
@@ -358,6 +372,17 @@ class InterruptService:
                     interrupt_id=interrupt_id,
                     thread_id=thread_id,
                 )
+            if self.events is not None:
+                resolved.append(
+                    interrupt_resolved(
+                        won._mapping,
+                        answer=answer,
+                        answered_by=answered_by,
+                        public_url=self.events.public_url,
+                    )
+                )
         await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})
         await self.queue.enqueue(conn, thread_id)  # same transaction as the answers
+        if self.events is not None:
+            await self.events.record(conn, resolved)  # the outbox: same transaction too
         return Outcome(await load_thread(conn, thread_id), status_code=202)

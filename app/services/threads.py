@@ -27,6 +27,7 @@ from app.db.tables import CheckpointRow, CheckpointWriteRow, InterruptRow, RunRo
 from app.errors import ConflictError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
 from app.graphs.registry import GraphRegistry
 from app.services import pagination
+from app.services.events import EventLog, thread_cancelled
 from app.services.history import load_history
 from app.services.idempotency import IdempotencyKey
 from app.services.transactions import read_tx, run_write
@@ -190,10 +191,12 @@ class ThreadService:
         queue: RunQueuePort,
         *,
         wait_max_seconds: float = 30.0,
+        events: EventLog | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.queue = queue
+        self.events = events
         self.wait_max_seconds = wait_max_seconds
         self.dialect = engine.dialect.name
 
@@ -336,19 +339,30 @@ class ThreadService:
                     thread_id=thread_id,
                     status=thread.status,
                 )
-            await conn.execute(
-                sa.update(ThreadRow)
-                .where(ThreadRow.thread_id == thread_id)
-                .values(status=ThreadStatus.CANCELLED.value, updated_at=utcnow())
-            )
-            await conn.execute(
-                sa.update(InterruptRow)
-                .where(
-                    InterruptRow.thread_id == thread_id,
-                    InterruptRow.status == InterruptStatus.PENDING.value,
+            row = (
+                await conn.execute(
+                    sa.update(ThreadRow)
+                    .where(ThreadRow.thread_id == thread_id)
+                    .values(status=ThreadStatus.CANCELLED.value, updated_at=utcnow())
+                    .returning(ThreadRow.thread_id, ThreadRow.graph, ThreadRow.tenant)
                 )
-                .values(status=InterruptStatus.CANCELLED.value)
-            )
+            ).one()
+            withdrawn = (
+                await conn.execute(
+                    sa.update(InterruptRow)
+                    .where(
+                        InterruptRow.thread_id == thread_id,
+                        InterruptRow.status == InterruptStatus.PENDING.value,
+                    )
+                    .values(status=InterruptStatus.CANCELLED.value)
+                    .returning(InterruptRow.id)
+                )
+            ).scalars()
+            if self.events is not None:
+                event = thread_cancelled(
+                    row._mapping, interrupt_ids=sorted(withdrawn), public_url=self.events.public_url
+                )
+                await self.events.record(conn, [event])  # the outbox, in this transaction
             await conn.execute(
                 sa.update(RunRow)
                 .where(RunRow.thread_id == thread_id, RunRow.status == "queued")
