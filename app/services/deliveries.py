@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
 from app.db.tables import EventRow, WebhookDeliveryRow, utcnow
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.queue.sql import seconds_from_now
 from app.services.event_feed import stored_event
 from app.services.events import StoredEvent
@@ -178,11 +178,29 @@ class DeliveryStore:
             async with self.engine.begin() as conn:
                 return (await conn.execute(FAILED, params)).rowcount == 1
 
-    async def retry(self, delivery_id: int) -> bool:
-        """Make a dead delivery pending again with fresh attempts; False if it is not dead."""
+    async def retry(self, delivery_id: int) -> None:
+        """Make a dead delivery pending again, with a fresh round of attempts.
+
+        Raises:
+            NotFoundError: no such delivery.
+            ConflictError: the delivery is not dead (pending or delivered).
+        """
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
-                return (await conn.execute(RETRY, {"b_id": delivery_id})).first() is not None
+                if (await conn.execute(RETRY, {"b_id": delivery_id})).first() is not None:
+                    return
+                status = (
+                    await conn.execute(sa.select(D.status).where(D.id == delivery_id))
+                ).scalar()
+        if status is None:
+            raise NotFoundError(
+                f"Webhook delivery {delivery_id} does not exist.", delivery_id=delivery_id
+            )
+        raise ConflictError(
+            f"Webhook delivery {delivery_id} is {status}; only a dead one can be retried.",
+            delivery_id=delivery_id,
+            status=status,
+        )
 
     async def list(
         self,

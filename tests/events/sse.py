@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 
 from app.api.app import create_app
 from app.api.auth import require_api_key
-from app.api.routes import streams
+from app.api.routes import streams, webhooks
 from app.config import Settings
 
 
@@ -28,13 +28,17 @@ def free_port() -> int:
 
 
 def with_streams(app: FastAPI) -> FastAPI:
-    """Make sure the app serves the stream routes, ahead of ``/interrupts/{id}``."""
-    if not any(getattr(r, "path", None) == "/interrupts/stream" for r in app.router.routes):
+    """Make sure the app serves the stream and webhook routes (streams ahead of
+    ``/interrupts/{id}``), whether or not ``create_app`` includes them yet."""
+    paths = {getattr(r, "path", None) for r in app.router.routes}
+    if "/interrupts/stream" not in paths:
         before = len(app.router.routes)
         app.include_router(streams.router, dependencies=[Depends(require_api_key)])
         added = app.router.routes[before:]
         del app.router.routes[before:]
         app.router.routes[0:0] = added
+    if "/webhooks/deliveries" not in paths:
+        app.include_router(webhooks.router, dependencies=[Depends(require_api_key)])
     return app
 
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.errors import ConflictError, NotFoundError
 from app.services.deliveries import DeliveryStore
 from app.services.events import record_events
 from app.worker.webhooks import WebhookDispatcher, backoff_seconds, sign, verify_signature
@@ -151,8 +152,11 @@ async def test_a_receiver_that_never_recovers_makes_the_delivery_dead_and_visibl
 
     # An operator fixes the receiver and retries the dead delivery.
     receiver.fail_first = 0
-    assert await store.retry(item.id)
-    assert not await store.retry(item.id)  # no longer dead
+    await store.retry(item.id)
+    with pytest.raises(ConflictError):
+        await store.retry(item.id)  # no longer dead
+    with pytest.raises(NotFoundError):
+        await store.retry(10**9)
     async with running(dispatcher(db_engine)):
         await until(lambda: _all(db_engine, "delivered"))
     assert len(receiver.received) == 1
