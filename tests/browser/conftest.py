@@ -14,10 +14,7 @@ from typing import Any
 
 import pytest
 
-from app.api.app import create_app
 from app.client import HitlClient
-from app.config import Settings
-from tests.browser.serve_inbox import serves_inbox
 from tests.client.server import Server, serve
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -29,9 +26,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Chromium from the system (``apt-get install chromium``), headless."""
+    """Chromium from the system (``apt-get install chromium``), headless.
+
+    Module-scoped: Playwright's sync API runs an event loop in this thread, which must be gone
+    before any asyncio test of another module runs.
+    """
     executable = shutil.which("chromium")
     if executable is None:
         _unavailable("chromium is not installed: apt-get install -y chromium")
@@ -49,11 +50,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``hitl serve`` on a fresh SQLite file (with the inbox router while app.py lacks it)."""
+    """``hitl serve`` on a fresh SQLite file (through the shim while app.py lacks the page)."""
     workdir = tmp_path_factory.mktemp("serve-browser")
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
-    module = "app" if serves_inbox(app) else "tests.browser.serve_inbox"
-    with serve(f"sqlite:///{workdir / 'hitl.db'}", workdir, module=module) as running:
+    with serve(f"sqlite:///{workdir / 'hitl.db'}", workdir) as running:
         yield running
 
 

@@ -32,10 +32,9 @@ def open_question(page: Any, thread: Thread) -> None:
 def test_a_question_asked_through_the_api_is_answered_in_the_form(
     page: Any, hitl: HitlClient
 ) -> None:
+    thread = hitl.start("numbers", {"topic": "crates"}, wait=True)
     page.goto("/")
     expect(page.get_by_role("heading", name=re.compile("Waiting for an answer"))).to_be_visible()
-    thread = hitl.start("numbers", {"topic": "crates"}, wait=True)
-    expect(row(page, thread)).to_be_visible(timeout=20_000)  # live (SSE) or by polling
     expect(row(page, thread)).to_contain_text("How many crates?")
     line = page.locator(f'tr[data-id="{thread.interrupts[0].id}"]')
     expect(line).to_contain_text("numbers")
@@ -170,3 +169,16 @@ def test_the_api_key_is_kept_and_sent_as_a_bearer_token(page: Any) -> None:
     page.reload()
     expect(page.get_by_label("API key")).to_have_value("k-123")
     assert page.evaluate("localStorage.getItem('hitl.apiKey')") == "k-123"
+
+
+def test_new_questions_arrive_live_from_the_event_stream(page: Any, hitl: HitlClient) -> None:
+    page.goto("/")
+    expect(page.locator("#conn")).to_have_text("live")
+    thread = hitl.start("colors", wait=True)
+    # Well before the 10 s fallback poll: only the SSE feed can bring it this fast.
+    expect(row(page, thread)).to_be_visible(timeout=5_000)
+    open_question(page, thread)
+    hitl.resume_interrupt(thread.interrupts[0].id, "blue")  # answered elsewhere, seen live
+    expect(row(page, thread)).to_have_count(0, timeout=5_000)
+    expect(page.locator("#answer-message")).to_contain_text("Someone else answered")
+    expect(page.locator("#thread-status")).to_have_text("completed", timeout=5_000)

@@ -9,38 +9,39 @@ import re
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from app.api.app import create_app
 from app.api.routes import inbox
 from app.config import Settings
-from tests.browser.serve_inbox import serves_inbox
+from tests.client.serve_shim import serves
 
 
 @pytest.fixture
 def app() -> FastAPI:
     application = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
-    if not serves_inbox(application):
+    if not serves(application, "/inbox"):
         application.include_router(inbox.router)
     return application
 
 
-async def get(app: FastAPI, path: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)  # the page needs no database: no lifespan here
-    async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
-        return await client.get(path)
+def get(app: FastAPI, path: str) -> httpx.Response:
+    # Synchronous on purpose (this directory also drives Playwright's sync API); outside a
+    # ``with`` block TestClient runs no lifespan, and the page needs no database.
+    return TestClient(app).get(path)
 
 
 @pytest.mark.parametrize("name", ["inbox_root", "inbox_page"])
-async def test_the_page_is_served_at_root_and_inbox(app: FastAPI, name: str) -> None:
-    response = await get(app, app.url_path_for(name))
+def test_the_page_is_served_at_root_and_inbox(app: FastAPI, name: str) -> None:
+    response = get(app, app.url_path_for(name))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<title>hitl · inbox</title>" in response.text
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_the_policy_pins_the_inline_script_and_style(app: FastAPI) -> None:
-    response = await get(app, "/inbox")
+def test_the_policy_pins_the_inline_script_and_style(app: FastAPI) -> None:
+    response = get(app, "/inbox")
     policy = response.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy
@@ -50,6 +51,6 @@ async def test_the_policy_pins_the_inline_script_and_style(app: FastAPI) -> None
         assert f"{kind}-src 'sha256-{digest}'" in policy
 
 
-async def test_the_page_stays_out_of_the_api_description(app: FastAPI) -> None:
-    paths = (await get(app, "/openapi.json")).json()["paths"]
+def test_the_page_stays_out_of_the_api_description(app: FastAPI) -> None:
+    paths = (get(app, "/openapi.json")).json()["paths"]
     assert "/" not in paths and "/inbox" not in paths

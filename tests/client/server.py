@@ -65,12 +65,17 @@ def serve(
     database_url: str,
     workdir: Path,
     env: Mapping[str, str] | None = None,
-    module: str = "app",
+    module: str | None = None,
 ) -> Iterator[Server]:
     """Run ``hitl serve`` (API and embedded worker) on ``database_url`` until the block ends.
 
-    ``module`` is what ``python -m`` runs with ``serve --host --port``: ``app`` is ``hitl``.
+    ``module`` is what ``python -m`` runs with ``serve --host --port`` (``app`` is ``hitl``);
+    by default ``hitl`` itself, or the shim while ``create_app`` lacks the page or the streams.
     """
+    if module is None:
+        from tests.client.serve_shim import serve_module
+
+        module = serve_module()
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"serve-{port}.log"
