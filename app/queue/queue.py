@@ -193,13 +193,26 @@ class RunQueue:
                     row = (await conn.execute(sql.PG_RELEASE, params)).first()
         return row is not None
 
-    async def reap(self, limit: int = 100) -> list[ReapedRun]:
+    async def reap(
+        self,
+        limit: int = 100,
+        *,
+        reaper: str = "",
+        orphans: Collection[int] = (),
+    ) -> list[ReapedRun]:
         """Requeue up to ``limit`` runs whose lease expired, attempts + 1.
 
-        A run abandoned ``max_attempts`` times is failed, and so is its thread. Safe to call
-        from every worker at once.
+        A run abandoned ``max_attempts`` times is failed, and so is its thread. A worker
+        reaping passes its id as ``reaper``: its own runs are alive (a stalled event loop
+        can make them late) and are spared, except ``orphans``, runs it stopped executing
+        without settling them. Safe to call from every worker at once.
         """
-        params = {"limit": limit, "max_attempts": self.max_attempts}
+        params = {
+            "limit": limit,
+            "max_attempts": self.max_attempts,
+            "reaper": reaper,
+            "orphans": list(orphans),
+        }
         with wrap_db_errors():
             if self.sqlite:
                 async with begin_immediate(self.engine) as conn:

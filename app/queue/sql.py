@@ -178,11 +178,13 @@ PG_RELEASE = sa.text(
 
 #: Requeue runs whose lease expired (their worker died), attempts + 1; give a run up (run
 #: and thread failed) once it has been abandoned :max_attempts times. Wakes workers.
+#: The reaper's own runs are spared (alive, maybe late) unless it gave them up (:orphans).
 PG_REAP = sa.text(
     f"""
     WITH expired AS (
         SELECT id FROM runs
         WHERE status = 'running' AND lease_expires_at < now()
+            AND (worker_id <> :reaper OR id IN :orphans)
         ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
     ), reaped AS (
         UPDATE runs AS r
@@ -205,7 +207,7 @@ PG_REAP = sa.text(
         pg_notify('hitl_runs', '') IS NULL AS notified
     FROM reaped
     """
-)
+).bindparams(sa.bindparam("orphans", expanding=True))
 
 # --- SQLite -----------------------------------------------------------------------------
 
@@ -308,11 +310,12 @@ SQLITE_REAP_RUNS = sa.text(
     WHERE id IN (
         SELECT id FROM runs
         WHERE status = 'running' AND lease_expires_at < {_SQLITE_NOW}
+            AND (worker_id <> :reaper OR id IN :orphans)
         ORDER BY id LIMIT :limit
     )
     RETURNING id, thread_id, status
     """
-)
+).bindparams(sa.bindparam("orphans", expanding=True))
 
 #: The reaped run's thread: queued again, or failed when its run was given up.
 SQLITE_REAP_THREAD = sa.text(

@@ -30,7 +30,7 @@ from app.db.listen import PgListener
 from app.errors import UnavailableError
 from app.queue.listener import asyncpg_dsn
 from app.services.deliveries import DeliveryStore, DueDelivery
-from app.services.events import EVENTS_CHANNEL
+from app.services.events import EVENTS_CHANNEL, notify_has_deliveries
 
 __all__ = [
     "EVENT_HEADER",
@@ -116,13 +116,15 @@ class WebhookDispatcher:
         """Look for due deliveries now (thread-unsafe; call from the dispatcher's loop)."""
         self._wake.set()
 
+    def _notified(self, payload: str | None) -> None:
+        if notify_has_deliveries(payload):  # events without webhooks need no look
+            self._wake.set()
+
     async def run(self) -> None:
         """Deliver until cancelled; survives database outages (logs, backs off, goes on)."""
         listener_task: asyncio.Task[None] | None = None
         if self.listen:
-            listener = PgListener(
-                asyncpg_dsn(self.engine.url), EVENTS_CHANNEL, lambda _payload: self.wake()
-            )
+            listener = PgListener(asyncpg_dsn(self.engine.url), EVENTS_CHANNEL, self._notified)
             listener_task = asyncio.create_task(listener.run(), name="hitl-webhook-listener")
         failures = 0
         try:

@@ -90,6 +90,9 @@ class Worker:
         #: Set once the worker claims (and, on PostgreSQL, LISTEN was attempted).
         self.started = asyncio.Event()
         self._running: dict[RunId, _Active] = {}
+        # Runs this worker stopped executing without settling them (database failure, bug):
+        # its reaper may requeue them once their lease expires. Its other runs it never reaps.
+        self._orphans: set[RunId] = set()
         self._stopping = False
         self._force = asyncio.Event()
         self._wake = asyncio.Event()
@@ -283,8 +286,10 @@ class Worker:
         except LeaseLostError:
             logger.warning("run %s: lease lost before commit; nothing written", run.id)
         except UnavailableError as exc:
+            self._orphans.add(run.id)
             logger.warning("run %s: database unavailable (%s); the lease will expire", run.id, exc)
         except Exception:
+            self._orphans.add(run.id)
             logger.exception("run %s of thread %s: unexpected error", run.id, run.thread_id)
         finally:
             self._running.pop(run.id, None)
@@ -332,8 +337,18 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             await asyncio.sleep(self.heartbeat_seconds)
+            late = loop.time() - began - self.heartbeat_seconds
+            if late > self.lease_seconds / 3:
+                logger.warning(
+                    "worker %s: the event loop was blocked for %.1fs (a synchronous node?); "
+                    "leases may have expired and runs been taken over",
+                    self.worker_id,
+                    late,
+                )
             ids = [run_id for run_id, active in self._running.items() if not active.lost]
             if not ids:
                 continue
@@ -355,7 +370,7 @@ class Worker:
         failures = 0
         while True:
             try:
-                reaped = await self.queue.reap()
+                reaped = await self.queue.reap(reaper=self.worker_id, orphans=self._orphans)
             except Exception as exc:
                 failures += 1
                 self._log_db_problem("reap", exc, failures, self.reap_seconds)
@@ -363,6 +378,7 @@ class Worker:
             else:
                 failures = 0
             for item in reaped:
+                self._orphans.discard(item.id)
                 logger.warning(
                     "run %s of thread %s: lease expired; %s",
                     item.id,

@@ -84,3 +84,22 @@ async def test_concurrent_reapers_requeue_each_run_once(
     async with db_engine.connect() as conn:
         attempts = (await conn.execute(sa.text("SELECT DISTINCT attempts FROM runs"))).all()
     assert attempts == [(1,)]
+
+
+async def test_reaper_spares_its_own_runs_but_not_its_orphans(
+    db_engine: AsyncEngine, queue: RunQueue, add_thread: AddThread
+) -> None:
+    """A worker whose loop stalled past its lease must not requeue its own live run."""
+    for tid in ("t1", "t2", "t3"):
+        await add_thread(tid)
+    mine = await queue.claim("w1", 30)
+    orphan = await queue.claim("w1", 30)
+    other = await queue.claim("w2", 30)
+    assert mine is not None and orphan is not None and other is not None
+    await expire_leases(db_engine)
+
+    reaped = await queue.reap(reaper="w1", orphans=[orphan.id])
+
+    assert sorted(r.id for r in reaped) == sorted([orphan.id, other.id])
+    assert (await fetch_run(db_engine, mine.id))["status"] == "running"
+    await queue.heartbeat(mine, 30)  # still ours

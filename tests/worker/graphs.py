@@ -130,6 +130,26 @@ def _block() -> Any:
     return g.compile()
 
 
+# -- sleepy: a synchronous node that blocks the event loop longer than a lease ------------
+
+
+def nap(state: State) -> dict[str, Any]:
+    import time
+
+    trace("start", state["tid"])
+    time.sleep(1.5)  # a lone sync node runs on the loop thread: heartbeats stall meanwhile
+    trace("done", state["tid"])
+    return {"steps": ["nap"]}
+
+
+def _sleepy() -> Any:
+    g = StateGraph(State)
+    g.add_node("nap", nap)
+    g.add_edge(START, "nap")
+    g.add_edge("nap", END)
+    return g.compile()
+
+
 # -- boom: prepare -> explode (raises) ---------------------------------------------------
 
 
@@ -206,6 +226,7 @@ GRAPHS: dict[str, Any] = {
     "count": _count(),
     "slow": _slow(),
     "block": _block(),
+    "sleepy": _sleepy(),
     "boom": _boom(),
     "unstorable": _unstorable(),
     "review": _review(),

@@ -193,6 +193,23 @@ async def test_worker_takes_over_a_run_whose_worker_died(
     assert (run["status"], run["attempts"]) == ("done", 1)
 
 
+async def test_a_worker_blocked_by_a_sync_node_does_not_reap_its_own_run(
+    db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker, trace_dir: Path
+) -> None:
+    """The loop stalls past the lease; afterwards the worker's own reaper must not requeue
+    the run it is finishing (it would run again, and again: a live-lock)."""
+    await start_worker(lease_seconds=0.5, heartbeat_seconds=0.1, reap_seconds=0.05)
+    await h.start_thread(db_engine, queue, "sleepy", "t1")
+
+    async def done() -> bool:
+        return (await h.thread(db_engine, "t1"))["status"] == "completed"
+
+    await until(done, 20)
+    (run,) = await h.runs(db_engine, "t1")
+    assert (run["status"], run["attempts"]) == ("done", 0)
+    assert [e for e, _, _ in read_traces(trace_dir)] == ["start", "done"]
+
+
 @pytest.mark.postgres
 async def test_worker_survives_a_database_outage(
     pg_admin_url: str, pg_url: str, trace_dir: Path
