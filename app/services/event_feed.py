@@ -1,10 +1,10 @@
 """Reading the event log in order, so that a reader's cursor never skips an event.
 
-On PostgreSQL an event is *final* once no transaction older than its own is still in flight:
-anything committed later has a larger transaction id and sorts after it. `read_events` returns
+On PostgreSQL an event is *final* once no transaction older than its own is still in flight in
+this database: anything committed later has a larger transaction id and sorts after it. `read_events` returns
 final events only and says which in-flight transaction holds the rest back (``held_by``); the
 caller reads again shortly. A transaction that stays open for long (an idle session that wrote
-something, anywhere in the cluster) would hold every reader back, so a caller may pass such
+something) would hold every reader back, so a caller may pass such
 transactions in ``ignore_tx`` after a while: their own events, if they ever write any, may then
 be seen late by cursors already past them. SQLite has one writer: every committed event is final.
 """
@@ -44,11 +44,23 @@ def _bigint(expr: Any) -> Any:
 _SNAPSHOT = sa.func.pg_current_snapshot()
 _IN_FLIGHT = sa.func.pg_snapshot_xip(_SNAPSHOT).column_valued("xid")
 
-#: The oldest transaction in flight, not counting the ignored ones; the snapshot's upper bound
-#: when none is. Events of older transactions are final.
+#: Transactions running in other databases of the cluster (never ours: no need to wait for
+#: them). ``backend_xid`` is a 32-bit xid; snapshots hold 64-bit ones.
+_ELSEWHERE = sa.text(
+    """
+    SELECT CAST(CAST(backend_xid AS text) AS bigint) AS xid FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+    """
+).columns(sa.column("xid", sa.BigInteger))
+
+#: The oldest transaction in flight in this database, not counting the ignored ones; the
+#: snapshot's upper bound when there is none. Events of older transactions are final.
 _PG_HORIZON = sa.func.coalesce(
     sa.select(sa.func.min(_bigint(_IN_FLIGHT)))
-    .where(_bigint(_IN_FLIGHT) != sa.all_(sa.bindparam("ignore_tx", type_=ARRAY(sa.BigInteger))))
+    .where(
+        _bigint(_IN_FLIGHT) != sa.all_(sa.bindparam("ignore_tx", type_=ARRAY(sa.BigInteger))),
+        (_bigint(_IN_FLIGHT) % 4294967296).not_in(sa.select(_ELSEWHERE.subquery().c.xid)),
+    )
     .scalar_subquery(),
     _bigint(sa.func.pg_snapshot_xmax(_SNAPSHOT)),
 )

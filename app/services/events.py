@@ -43,6 +43,7 @@ __all__ = [
     "interrupt_expired",
     "interrupt_resolved",
     "links",
+    "notify_has_deliveries",
     "record_events",
     "thread_cancelled",
     "thread_completed",
@@ -51,6 +52,15 @@ __all__ = [
 
 #: The LISTEN/NOTIFY channel that tells SSE broadcasters and webhook dispatchers to look.
 EVENTS_CHANNEL = "hitl_events"
+
+
+def notify_has_deliveries(payload: str | None) -> bool:
+    """Whether a ``hitl_events`` notification (None: listener reconnected) may mean work for
+    webhook dispatchers."""
+    if payload is None:
+        return True
+    _, _, deliveries = payload.partition(" ")
+    return deliveries != "0"
 
 
 #: A row's columns by name (a dict, or SQLAlchemy's ``row._mapping``).
@@ -241,7 +251,8 @@ def thread_cancelled(
 
 #: PostgreSQL, one round trip: the events (stamped with this transaction's id, in the given
 #: order), one delivery per target URL (the global one, the thread's own), and a NOTIFY that
-#: PostgreSQL sends at commit.
+#: PostgreSQL sends at commit, with payload "<newest event id> <deliveries created>" (webhook
+#: dispatchers wake only for the latter).
 PG_RECORD = sa.text(
     """
     WITH new_events AS (
@@ -259,9 +270,12 @@ PG_RECORD = sa.text(
         JOIN threads ON threads.thread_id = new_events.thread_id
         WHERE threads.webhook IS NOT NULL
     ), deliveries AS (
-        INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets
+        INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets RETURNING 1
     )
-    SELECT pg_notify('hitl_events', CAST(max(id) AS text)) FROM new_events
+    SELECT pg_notify(
+        'hitl_events',
+        CAST(max(id) AS text) || ' ' || CAST((SELECT count(*) FROM deliveries) AS text)
+    ) FROM new_events
     """
 ).bindparams(sa.bindparam("events", type_=JSON))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +34,14 @@ def event(tid: str, type_: str = "thread.completed", **payload: Any) -> NewEvent
 
 
 async def all_events(engine: AsyncEngine, **filters: Any) -> list[StoredEvent]:
-    async with engine.connect() as conn:
-        return (await read_events(conn, EventCursor(), **filters)).events
+    """Every final event; waits (briefly) for transactions still in flight to finish."""
+    for _ in range(200):
+        async with engine.connect() as conn:
+            batch = await read_events(conn, EventCursor(), **filters)
+        if batch.held_by is None:
+            break
+        await asyncio.sleep(0.01)
+    return batch.events
 
 
 async def deliveries(engine: AsyncEngine) -> list[dict[str, Any]]:
