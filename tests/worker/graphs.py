@@ -188,6 +188,24 @@ def _unstorable() -> Any:
     return g.compile()
 
 
+# -- deadline: a question with a schema, a timeout and a default -------------------------
+
+AMOUNT_SCHEMA = {"type": "object", "properties": {"amount": {"type": "integer"}}}
+
+
+def ask_amount(state: State) -> dict[str, Any]:
+    answer = interrupt("how much?", schema=AMOUNT_SCHEMA, timeout=3600, default={"amount": 0})
+    return {"answer": answer, "steps": ["ask_amount"]}
+
+
+def _deadline() -> Any:
+    g = StateGraph(State)
+    g.add_node("ask_amount", ask_amount)
+    g.add_edge(START, "ask_amount")
+    g.add_edge("ask_amount", END)
+    return g.compile()
+
+
 # -- review: two parallel reviewers, each asks; then merge -------------------------------
 
 
@@ -221,6 +239,23 @@ def _review() -> Any:
     return g.compile()
 
 
+# -- nested: the question is asked inside a subgraph -------------------------------------
+
+
+def _nested() -> Any:
+    inner = StateGraph(State)
+    inner.add_node("inner_ask", ask)
+    inner.add_edge(START, "inner_ask")
+    inner.add_edge("inner_ask", END)
+    outer = StateGraph(State)
+    outer.add_node("sub", inner.compile())
+    outer.add_node("act", act)
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", "act")
+    outer.add_edge("act", END)
+    return outer.compile()
+
+
 GRAPHS: dict[str, Any] = {
     "approve": _approve(),
     "count": _count(),
@@ -230,4 +265,6 @@ GRAPHS: dict[str, Any] = {
     "boom": _boom(),
     "unstorable": _unstorable(),
     "review": _review(),
+    "deadline": _deadline(),
+    "nested": _nested(),
 }

@@ -15,6 +15,7 @@ from app.queue import ClaimedRun, RunQueue, RunStatus
 from app.services.execution import RunExecutor, RunOutcome
 
 from . import helpers as h
+from .graphs import AMOUNT_SCHEMA
 
 
 async def claim_and_execute(queue: RunQueue, executor: RunExecutor) -> RunOutcome:
@@ -57,6 +58,43 @@ async def test_start_interrupt_resume_complete(
     assert question["status"] == "answered" and question["consumed_at"] is not None
     assert [r["status"] for r in await h.runs(db_engine, "t1")] == ["done", "done"]
     assert await queue.claim("w1", 30) is None
+
+
+async def test_interrupt_rows_carry_schema_default_and_a_db_clock_deadline(
+    db_engine: AsyncEngine, queue: RunQueue, executor: RunExecutor
+) -> None:
+    await h.start_thread(db_engine, queue, "deadline", "t1")
+
+    await claim_and_execute(queue, executor)
+
+    (question,) = await h.interrupts(db_engine, "t1")
+    assert question["schema"] == AMOUNT_SCHEMA
+    assert (question["has_default"], question["default"]) == (True, {"amount": 0})
+    ttl = (question["expires_at"] - question["created_at"]).total_seconds()
+    assert 3590 < ttl < 3610
+
+    await h.answer(db_engine, queue, "t1", {question["id"]: {"amount": 7}})
+    outcome = await claim_and_execute(queue, executor)
+    assert outcome.thread_status == "completed"
+    assert (await h.thread(db_engine, "t1"))["values"]["answer"] == {"amount": 7}
+
+
+async def test_a_question_asked_inside_a_subgraph(
+    db_engine: AsyncEngine, queue: RunQueue, executor: RunExecutor
+) -> None:
+    await h.start_thread(db_engine, queue, "nested", "t1")
+    await claim_and_execute(queue, executor)
+
+    (question,) = await h.interrupts(db_engine, "t1")
+    assert question["node"] == "inner_ask"
+    assert question["ns"].startswith("sub:")
+    assert question["checkpoint_id"]
+
+    await h.answer(db_engine, queue, "t1", {question["id"]: "ok"})
+    outcome = await claim_and_execute(queue, executor)
+
+    assert outcome.thread_status == "completed"
+    assert (await h.thread(db_engine, "t1"))["values"]["result"] == "did ok"
 
 
 async def test_parallel_interrupts_and_a_resume_during_the_run(
