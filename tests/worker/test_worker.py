@@ -211,6 +211,40 @@ async def test_a_worker_blocked_by_a_sync_node_does_not_reap_its_own_run(
 
 
 @pytest.mark.postgres
+async def test_listener_reconnects_after_its_connection_is_cut(
+    db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker, trace_dir: Path
+) -> None:
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite wakes in-process")
+    worker = await start_worker(poll_seconds=60)  # wake-ups can only come from NOTIFY
+    assert worker.listener is not None
+    async with db_engine.connect() as conn:
+        cut = await conn.scalar(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND query ILIKE 'LISTEN%'"
+            )
+        )
+    assert cut == 1
+
+    async def relistening() -> bool:
+        async with db_engine.connect() as conn:
+            return bool(
+                await conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+                    )
+                )
+            )
+
+    await until(relistening, 10)
+    await h.start_thread(db_engine, queue, "count", "t1")
+    await until(lambda: _completed(db_engine, "t1"), 10)
+
+
+@pytest.mark.postgres
 async def test_worker_survives_a_database_outage(
     pg_admin_url: str, pg_url: str, trace_dir: Path
 ) -> None:
