@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -19,13 +19,13 @@ from tests.client.serve_shim import serves
 
 @pytest.fixture
 def app() -> FastAPI:
-    application = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    application = create_app(Settings(_env_file=None))
     if not serves(application, "/inbox"):
         application.include_router(inbox.router)
     return application
 
 
-def get(app: FastAPI, path: str) -> httpx.Response:
+def get(app: FastAPI, path: str) -> Any:
     # Synchronous on purpose (this directory also drives Playwright's sync API); outside a
     # ``with`` block TestClient runs no lifespan, and the page needs no database.
     return TestClient(app).get(path)

@@ -42,7 +42,7 @@ def complete(app: FastAPI) -> FastAPI:
 
 def serve_module() -> str:
     """What ``python -m`` should run: ``app`` (``hitl``) once it serves everything itself."""
-    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None))
     return "app" if serves(app, "/inbox") and serves(app, "/interrupts/stream") else __name__
 
 
