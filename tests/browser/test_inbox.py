@@ -58,6 +58,10 @@ def test_a_question_asked_through_the_api_is_answered_in_the_form(
     page.get_by_text(re.compile(r"History \(\d+")).click()
     expect(page.locator("ol.history li").first).to_contain_text("step")
 
+    page.goto(f"/inbox#interrupt={thread.interrupts[0].id}")  # a link to one question
+    expect(page.locator("#detail")).to_contain_text("This question has been answered.")
+    expect(page.locator("#detail")).to_contain_text('Answer: {"count":4,"note":"checked twice"}')
+
 
 def test_a_schema_invalid_answer_shows_the_validation_errors(page: Any, hitl: HitlClient) -> None:
     thread = hitl.start("numbers", wait=True)
