@@ -162,10 +162,11 @@ def expired_error(row: Fields) -> dict[str, str]:
 
 
 async def sweep_expired(
-    engine: AsyncEngine, queue: EnqueuePort, events: EventLog, *, limit: int = 100
+    engine: AsyncEngine, queue: EnqueuePort, events: EventLog | None, *, limit: int = 100
 ) -> list[Expiry]:
     """Settle up to ``limit`` expired interrupts in one transaction; returns what was settled.
 
+    Records ``interrupt.expired`` (and ``thread.failed``) events when ``events`` is given.
     Safe to run from every worker at once.
     """
     with wrap_db_errors():
@@ -174,7 +175,7 @@ async def sweep_expired(
 
 
 async def _sweep(
-    conn: AsyncConnection, queue: EnqueuePort, events: EventLog, limit: int
+    conn: AsyncConnection, queue: EnqueuePort, events: EventLog | None, limit: int
 ) -> list[Expiry]:
     due = (await conn.execute(SELECT_DUE, {"limit": limit})).all()
     if not due:
@@ -195,19 +196,21 @@ async def _sweep(
     ids += [r.id for r in due if not r.has_default and r.thread_id in failed]
     expired = [r._mapping for r in await conn.execute(EXPIRE, {"ids": ids})]
 
-    new_events = [interrupt_expired(row, public_url=events.public_url) for row in expired]
     for tid in sorted({row["thread_id"] for row in expired if row["has_default"]} - set(failed)):
         await conn.execute(MARK_QUEUED, {"tid": tid})
         await queue.enqueue(conn, tid)
-    for tid, (thread, error) in failed.items():
-        withdrawn = list((await conn.execute(CANCEL_SIBLINGS, {"tid": tid})).scalars())
+    withdrawn: dict[str, list[str]] = {}
+    for tid in failed:
+        withdrawn[tid] = list((await conn.execute(CANCEL_SIBLINGS, {"tid": tid})).scalars())
         await conn.execute(CANCEL_QUEUED_RUNS, {"tid": tid})
-        new_events.append(
-            thread_failed(
-                thread, error=error, cancelled_interrupt_ids=withdrawn, public_url=events.public_url
-            )
-        )
-    await events.record(conn, new_events)
+    if events is not None:
+        url = events.public_url
+        new_events = [interrupt_expired(row, public_url=url) for row in expired]
+        new_events += [
+            thread_failed(row, error=error, cancelled_interrupt_ids=withdrawn[tid], public_url=url)
+            for tid, (row, error) in failed.items()
+        ]
+        await events.record(conn, new_events)
     return [Expiry(r["id"], r["thread_id"], resumed=bool(r["has_default"])) for r in expired]
 
 

@@ -28,7 +28,7 @@ class DeadlineSweeper:
         self,
         engine: AsyncEngine,
         queue: EnqueuePort,
-        events: EventLog,
+        events: EventLog | None,
         *,
         interval: float = 1.0,
         batch_size: int = 100,

@@ -109,8 +109,7 @@ class WebhookDispatcher:
         self.listen = listen and engine.dialect.name == "postgresql"
         self.transport = transport
         self._wake = asyncio.Event()
-        if secret is None:
-            logger.warning("HITL_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
+        self._warned_unsigned = False
 
     def wake(self) -> None:
         """Look for due deliveries now (thread-unsafe; call from the dispatcher's loop)."""
@@ -213,6 +212,9 @@ class WebhookDispatcher:
         }
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        elif not self._warned_unsigned:
+            self._warned_unsigned = True
+            logger.warning("HITL_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
         try:
             async with asyncio.timeout(self.timeout):
                 response = await client.post(delivery.url, content=body, headers=headers)
