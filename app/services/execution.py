@@ -39,6 +39,13 @@ from app.graph import Command, InvalidResumeError
 from app.graphs.registry import GraphRegistry
 from app.queue import ClaimedRun, RunId, RunQueue, RunStatus
 from app.queue.sql import seconds_from_now
+from app.services.events import (
+    EventLog,
+    NewEvent,
+    interrupt_created,
+    thread_completed,
+    thread_failed,
+)
 from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
 
 __all__ = ["RunExecutor", "RunOutcome"]
@@ -105,10 +112,17 @@ _INTERRUPT_VALUES = {
     "status": "pending",
     "expires_at": seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
 }
-#: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone.
-PG_INSERT_INTERRUPT = pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
+#: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone. Returns
+#: the rows inserted, with the deadline the database set.
+_INSERTED = (InterruptRow.id, InterruptRow.expires_at)
+PG_INSERT_INTERRUPT = (
+    pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing().returning(*_INSERTED)
+)
 SQLITE_INSERT_INTERRUPT = (
-    sqlite_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing()
+    sqlite_insert(INTERRUPTS)
+    .values(_INTERRUPT_VALUES)
+    .on_conflict_do_nothing()
+    .returning(*_INSERTED)
 )
 
 #: The answers this run handed to the graph are delivered: no later run sends them again.
@@ -160,10 +174,14 @@ class RunExecutor:
         engine: AsyncEngine,
         queue: RunQueue,
         graphs: Mapping[str, Any] | GraphRegistry,
+        *,
+        events: EventLog | None = None,
     ) -> None:
         self.engine = engine
         self.queue = queue
         self.graphs = graphs
+        #: Where run outcomes are recorded (interrupt.created, thread.completed/failed).
+        self.events = events
         self.sqlite = engine.dialect.name == "sqlite"
 
     async def execute(self, run: ClaimedRun) -> RunOutcome:
@@ -285,10 +303,13 @@ class RunExecutor:
                 if settled is None:  # cancelled while it ran: keep the checkpoint, ask nothing
                     await conn.execute(CANCEL_RUN, {"run_id": run.id})
                     return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
-                await self._insert_interrupts(conn, run, saver, plan.interrupts)
+                created = await self._insert_interrupts(conn, run, saver, plan.interrupts)
                 if plan.flush and run.answers:
                     ids = sorted(run.answers)
                     await conn.execute(CONSUME_ANSWERS, {"tid": run.thread_id, "ids": ids})
+                if self.events is not None:  # the outbox: in the run's one transaction
+                    outcome = self._events(run, plan, thread_status, created, self.events)
+                    await self.events.record(conn, outcome)
         return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error)
 
     async def _insert_interrupts(
@@ -297,10 +318,11 @@ class RunExecutor:
         run: ClaimedRun,
         saver: BufferedCheckpointer | None,
         interrupts: Iterable[Any],
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Insert the rows of new questions; returns them (with their deadline)."""
         interrupts = list(interrupts)
         if not interrupts:
-            return
+            return []
         ids = [i.id for i in interrupts]
         # Questions still pending from an earlier run already have their row (possibly being
         # answered right now): only new ones are inserted, so no lock is ever waited on.
@@ -327,9 +349,30 @@ class RunExecutor:
                     "timeout": item.timeout,
                 }
             )
-        if rows:
-            statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
-            await conn.execute(statement, rows)
+        if not rows:
+            return []
+        statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
+        inserted = await conn.execute(statement, rows)
+        deadlines = {r.id: r.expires_at for r in inserted}
+        return [{**r, "expires_at": deadlines[r["id"]]} for r in rows if r["id"] in deadlines]
+
+    @staticmethod
+    def _events(
+        run: ClaimedRun,
+        plan: _Settlement,
+        thread_status: str,
+        created: list[dict[str, Any]],
+        events: EventLog,
+    ) -> list[NewEvent]:
+        """What to tell webhooks and streams about this run's outcome."""
+        url = events.public_url
+        out = [interrupt_created(row, public_url=url) for row in created]
+        thread = {"thread_id": run.thread_id, "graph": run.graph, "tenant": run.tenant}
+        if thread_status == "completed":
+            out.append(thread_completed(thread, values=plan.values, public_url=url))
+        elif thread_status == "failed":
+            out.append(thread_failed(thread, error=plan.error, public_url=url))
+        return out
 
 
 def _interrupt_sources(
