@@ -24,7 +24,7 @@ from app.api.auth import configured_keys, require_api_key
 from app.api.deps import Services
 from app.api.metrics import ApiMetrics
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from app.api.routes import graphs, health, inbox, interrupts, threads
+from app.api.routes import graphs, health, inbox, interrupts, streams, threads, webhooks
 from app.config import Settings, get_settings
 from app.db.engine import create_engine
 from app.db.migrate import aupgrade
@@ -95,6 +95,7 @@ def create_app(
                 services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
+            await streams.stop_broadcaster(app)
             await services.engine.dispose()
 
     app = FastAPI(
@@ -114,7 +115,15 @@ def create_app(
     problems.install(app)
     app.include_router(health.public)
     app.include_router(inbox.router)  # the page holds no data; its API calls carry the key
-    for router in (threads.router, interrupts.router, graphs.router, health.router):
+    # streams first: /interrupts/stream must win over /interrupts/{interrupt_id}.
+    for router in (
+        streams.router,
+        threads.router,
+        interrupts.router,
+        graphs.router,
+        webhooks.router,
+        health.router,
+    ):
         app.include_router(router, dependencies=[Depends(require_api_key)])
     # Last added is outermost: request ids and metrics wrap the body limit's 413 too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
