@@ -45,7 +45,8 @@ class ClaimedRun:
     input: Any
     #: Whether the thread has a root checkpoint, i.e. its first run got far enough to save.
     started: bool
-    #: Interrupt id -> answer (as sent), for answered interrupts not yet delivered to the graph.
+    #: Interrupt id -> answer not yet delivered to the graph: as a human sent it, or the
+    #: default applied when its deadline passed (status ``expired``).
     answers: Mapping[str, Any] = field(default_factory=dict)
     #: What the claimer's ``prefetch`` read in the claim's transaction (None without one).
     prefetched: Any = None

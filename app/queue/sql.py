@@ -101,7 +101,8 @@ PG_ENQUEUE = sa.text(
 )
 
 #: Claim the oldest queued run in one statement: lease from now(), thread marked running,
-#: and everything execution needs (graph, input, started?, undelivered answers) returned.
+#: and everything execution needs (graph, input, started?, undelivered answers: a human's,
+#: or the default an expired deadline applied) returned.
 PG_CLAIM = _json_columns(
     sa.text(
         """
@@ -127,8 +128,8 @@ PG_CLAIM = _json_columns(
             ) AS started,
             (
                 SELECT jsonb_object_agg(i.id, i.answer) FROM interrupts AS i
-                WHERE i.thread_id = t.thread_id AND i.status = 'answered'
-                    AND i.consumed_at IS NULL
+                WHERE i.thread_id = t.thread_id AND i.consumed_at IS NULL
+                    AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
             ) AS answers
         """
     ),
@@ -251,12 +252,13 @@ SQLITE_CLAIM_THREAD = _json_columns(
     "input",
 )
 
-#: Answers humans gave that no run has delivered to the graph yet.
+#: Answers no run has delivered to the graph yet: a human's, or a default its deadline applied.
 SQLITE_UNDELIVERED_ANSWERS = _json_columns(
     sa.text(
         """
         SELECT id, answer FROM interrupts
-        WHERE thread_id = :thread_id AND status = 'answered' AND consumed_at IS NULL
+        WHERE thread_id = :thread_id AND consumed_at IS NULL
+            AND (status = 'answered' OR (status = 'expired' AND has_default))
         """
     ),
     "answer",

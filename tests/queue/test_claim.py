@@ -11,6 +11,7 @@ from queue_helpers import AddThread, fetch_run, thread_status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
+from app.db.tables import InterruptRow, utcnow
 from app.queue import RunQueue, RunStatus
 
 
@@ -49,30 +50,31 @@ async def test_claim_reports_checkpoint_and_undelivered_answers(
             ),
             {"data": b"{}"},
         )
-        for iid, status, answer, consumed in [
-            ("a" * 32, "answered", {"ok": True}, False),
-            ("b" * 32, "answered", "old", True),
-            ("c" * 32, "pending", None, False),
+        for iid, status, answer, consumed, has_default in [
+            ("a" * 32, "answered", {"ok": True}, False, False),
+            ("b" * 32, "answered", "old", True, False),
+            ("c" * 32, "pending", None, False, False),
+            ("d" * 32, "expired", {"amount": 0}, False, True),  # its deadline's default
+            ("e" * 32, "expired", None, False, False),  # expired without one: nothing to send
         ]:
             await conn.execute(
-                sa.text(
-                    "INSERT INTO interrupts (id, thread_id, graph, node, checkpoint_id, status,"
-                    f" consumed_at) VALUES (:id, 't1', 'g', 'n', 'c1', :status,"
-                    f" {'CURRENT_TIMESTAMP' if consumed else 'NULL'})"
-                ),
-                {"id": iid, "status": status},
-            )
-            if answer is not None:
-                from app.db.tables import InterruptRow
-
-                await conn.execute(
-                    sa.update(InterruptRow).where(InterruptRow.id == iid).values(answer=answer)
+                sa.insert(InterruptRow).values(
+                    id=iid,
+                    thread_id="t1",
+                    graph="g",
+                    node="n",
+                    checkpoint_id="c1",
+                    status=status,
+                    answer=answer,
+                    has_default=has_default,
+                    consumed_at=utcnow() if consumed else None,
                 )
+            )
 
     run = await queue.claim("w1", 30)
 
     assert run is not None and run.started is True
-    assert dict(run.answers) == {"a" * 32: {"ok": True}}
+    assert dict(run.answers) == {"a" * 32: {"ok": True}, "d" * 32: {"amount": 0}}
 
 
 async def test_claim_leaves_a_cancelled_thread_cancelled(
