@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from bench import pg
+from bench import pg, wal
 from bench.graphs import ASK_ACT_INPUT, langgraph_approval, langgraph_ask_act
 from bench.http_load import ms, percentile
 
@@ -70,10 +70,12 @@ async def round_trips(
         totals.clear()
         budget = [float(count) if count is not None else math.inf]
         before = await pg.counters(admin, db_url)
+        start = await wal.mark(admin, db_url)
         t0 = time.perf_counter()
         deadline = t0 + seconds if seconds else math.inf
         await asyncio.gather(*(loop(deadline, budget) for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
+        writes = await wal.count_since(start)
         delta = await pg.counters(admin, db_url) - before
     finally:
         await pool.close()
@@ -85,7 +87,12 @@ async def round_trips(
         "round_trips_per_second": round(done_n / elapsed, 1) if elapsed else None,
         "round_trip_ms": {"p50": ms(percentile(totals, 50)), "p99": ms(percentile(totals, 99))},
         "resume_ms": {"p50": ms(percentile(resumes, 50)), "p99": ms(percentile(resumes, 99))},
-        "commits_per_round_trip": round(delta.commits / done_n, 2) if done_n else None,
+        "all_commits_per_round_trip": round(delta.commits / done_n, 2) if done_n else None,
+        "write_commits_per_round_trip": (
+            (writes if isinstance(writes, str) else round(writes["write_commits"] / done_n, 2))
+            if done_n
+            else None
+        ),
     }
 
 

@@ -144,17 +144,18 @@ def size_delta(
     return out
 
 
-def find_pgbench() -> str | None:
-    found = shutil.which("pgbench")
+def find_pg_tool(name: str) -> str | None:
+    """A PostgreSQL client program: on PATH, else in Debian's /usr/lib/postgresql/<v>/bin."""
+    found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return candidates[-1] if candidates else None
 
 
 async def pgbench_insert_rate(admin: str, clients: int, seconds: float) -> dict[str, Any]:
     """pgbench running a one-row INSERT transaction with ``clients`` clients: commits per second."""
-    exe = find_pgbench()
+    exe = find_pg_tool("pgbench")
     if exe is None:
         return {"error": "pgbench not found (PATH, /usr/lib/postgresql/*/bin)"}
     async with scratch_database(admin, "pgbench") as url:
