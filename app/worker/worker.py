@@ -35,7 +35,10 @@ from app.graphs.registry import GraphRegistry
 from app.queue import DEFAULT_MAX_ATTEMPTS, ClaimedRun, RunId, RunQueue, RunStatus
 from app.queue.listener import RunListener, asyncpg_dsn
 from app.queue.wakeup import subscribe
+from app.services.events import EventLog
 from app.services.execution import RunExecutor
+from app.worker.sweeper import DeadlineSweeper
+from app.worker.webhooks import WebhookDispatcher
 
 __all__ = ["Worker", "default_worker_id"]
 
@@ -72,6 +75,7 @@ class Worker:
         listen: bool = True,
         worker_id: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        events: EventLog | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -84,7 +88,9 @@ class Worker:
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.worker_id = worker_id or default_worker_id()
         self.queue = RunQueue(engine, max_attempts=max_attempts)
-        self.executor = RunExecutor(engine, self.queue, graphs)
+        self.executor = RunExecutor(engine, self.queue, graphs, events=events)
+        # More supervised side tasks (deadline sweeper, webhook dispatcher), by name.
+        self._extra_tasks: dict[str, Callable[[], Awaitable[None]]] = {}
         self.listen = listen and engine.dialect.name == "postgresql"
         self.listener: RunListener | None = None
         #: Set once the worker claims (and, on PostgreSQL, LISTEN was attempted).
@@ -105,9 +111,15 @@ class Worker:
         engine: AsyncEngine,
         graphs: Mapping[str, Any] | GraphRegistry,
         settings: Settings,
+        *,
+        notifications: bool = True,
         **overrides: Any,
     ) -> Worker:
-        """A worker configured by ``HITL_*`` settings (``hitl worker``, ``hitl serve``)."""
+        """A worker configured by ``HITL_*`` settings (``hitl worker``, ``hitl serve``).
+
+        It records run events, and (``notifications``) also settles interrupt deadlines and
+        delivers webhooks: every worker runs those side tasks; they share the work safely.
+        """
         options: dict[str, Any] = {
             "concurrency": settings.worker_concurrency,
             "lease_seconds": settings.lease_seconds,
@@ -116,7 +128,24 @@ class Worker:
             "shutdown_grace_seconds": settings.shutdown_grace_seconds,
         }
         options.update(overrides)
-        return cls(engine, graphs, **options)
+        events = EventLog(public_url=settings.public_url, webhook_url=settings.webhook_url)
+        worker = cls(engine, graphs, events=events, **options)
+        if notifications:
+            secret = settings.webhook_secret
+            dispatcher = WebhookDispatcher(
+                engine,
+                secret.get_secret_value() if secret is not None else None,
+                poll_seconds=settings.poll_seconds,
+            )
+            worker.add_side_task("deadlines", DeadlineSweeper(engine, worker.queue, events).run)
+            worker.add_side_task("webhooks", dispatcher.run)
+        return worker
+
+    def add_side_task(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run()`` beside the claim loop (supervised: restarted if it crashes)."""
+        if self._loop is not None:
+            raise RuntimeError("side tasks must be added before the worker runs")
+        self._extra_tasks[name] = run
 
     @property
     def active_runs(self) -> int:
@@ -167,6 +196,10 @@ class Worker:
         if self.listen:
             self.listener = RunListener(asyncpg_dsn(self.engine.url), self._wake.set)
             side_tasks.append(asyncio.create_task(self._supervise("listener", self.listener.run)))
+        for name, extra in self._extra_tasks.items():
+            side_tasks.append(
+                asyncio.create_task(self._supervise(name, extra), name=f"hitl-{name}")
+            )
         logger.info(
             "worker %s: started (concurrency %d, lease %.1fs)",
             self.worker_id,

@@ -198,9 +198,14 @@ def ask_amount(state: State) -> dict[str, Any]:
     return {"answer": answer, "steps": ["ask_amount"]}
 
 
-def _deadline() -> Any:
+def ask_amount_soon(state: State) -> dict[str, Any]:
+    answer = interrupt("how much, quickly?", timeout=0.3, default={"amount": 0})
+    return {"answer": answer, "steps": ["ask_amount"]}
+
+
+def _deadline(node: Any = ask_amount) -> Any:
     g = StateGraph(State)
-    g.add_node("ask_amount", ask_amount)
+    g.add_node("ask_amount", node)
     g.add_edge(START, "ask_amount")
     g.add_edge("ask_amount", END)
     return g.compile()
@@ -266,5 +271,6 @@ GRAPHS: dict[str, Any] = {
     "unstorable": _unstorable(),
     "review": _review(),
     "deadline": _deadline(),
+    "quick_deadline": _deadline(ask_amount_soon),
     "nested": _nested(),
 }

@@ -210,6 +210,41 @@ async def test_a_worker_blocked_by_a_sync_node_does_not_reap_its_own_run(
     assert [e for e, _, _ in read_traces(trace_dir)] == ["start", "done"]
 
 
+async def test_a_worker_from_settings_records_events_and_settles_deadlines(
+    db_url: str, db_engine: AsyncEngine, queue: RunQueue, trace_dir: Path
+) -> None:
+    """``hitl worker``/``serve``'s worker: run events, the deadline sweeper, the dispatcher."""
+    from app.config import Settings
+
+    settings = Settings(
+        database_url=db_url, lease_seconds=2, poll_seconds=0.1, public_url="http://hitl.test"
+    )
+    worker = Worker.from_settings(db_engine, GRAPHS, settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        await h.start_thread(db_engine, queue, "quick_deadline", "t1")
+
+        async def completed() -> bool:
+            return (await h.thread(db_engine, "t1"))["status"] == "completed"
+
+        await until(completed, 20)  # nobody answered: the deadline's default did
+        assert (await h.thread(db_engine, "t1"))["values"]["answer"] == {"amount": 0}
+        (question,) = await h.interrupts(db_engine, "t1")
+        assert (question["status"], question["answered_by"]) == ("expired", "deadline")
+        assert question["consumed_at"] is not None
+        async with db_engine.connect() as conn:
+            types = (await conn.execute(sa.text("SELECT type FROM events ORDER BY id"))).all()
+        assert [t[0] for t in types] == [
+            "interrupt.created",
+            "interrupt.expired",
+            "thread.completed",
+        ]
+    finally:
+        worker.stop(graceful=False)
+        async with asyncio.timeout(15):
+            await task
+
+
 @pytest.mark.postgres
 async def test_listener_reconnects_after_its_connection_is_cut(
     db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker, trace_dir: Path
