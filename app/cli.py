@@ -131,7 +131,15 @@ def _threads_table(threads: Sequence[Thread], title: str) -> Table:
     return table
 
 
-def _print_thread(thread: Thread) -> None:
+def _emit_json(data: Any) -> None:
+    """Machine-readable output for scripts (``--json``): the API's own shapes, one document."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def _print_thread(thread: Thread, as_json: bool = False) -> None:
+    if as_json:
+        _emit_json(thread.model_dump(mode="json"))
+        return
     console.print(_threads_table([thread], f"Thread {thread.thread_id}"))
     if thread.values is not None:
         console.print_json(data=thread.values, default=str)
@@ -147,6 +155,14 @@ def cmd_threads_list(args: argparse.Namespace, settings: Settings) -> int:
             limit=args.limit,
             cursor=args.cursor,
         )
+    if args.json:
+        _emit_json(
+            {
+                "threads": [t.model_dump(mode="json") for t in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+        return 0
     console.print(_threads_table(page.items, "Threads"))
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}")
@@ -155,7 +171,7 @@ def cmd_threads_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_threads_get(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
-        _print_thread(client.get(args.thread_id))
+        _print_thread(client.get(args.thread_id), args.json)
     return 0
 
 
@@ -164,13 +180,21 @@ def cmd_threads_start(args: argparse.Namespace, settings: Settings) -> int:
         thread = client.start(
             args.graph, _parse_value(args.input), thread_id=args.thread_id, wait=args.wait
         )
-    _print_thread(thread)
+    _print_thread(thread, args.json)
     return 0
 
 
 def cmd_interrupts_list(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
         page = client.interrupts(status=args.status, graph=args.graph, limit=args.limit)
+    if args.json:
+        _emit_json(
+            {
+                "interrupts": [i.model_dump(mode="json") for i in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+        return 0
     table = Table(title=f"Interrupts ({args.status})")
     for column in ("id", "thread_id", "graph", "node", "question", "created"):
         table.add_column(column, overflow="fold")
@@ -196,7 +220,7 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
             thread = client.resume(
                 args.thread_id, value, answered_by=args.answered_by, wait=args.wait
             )
-    _print_thread(thread)
+    _print_thread(thread, args.json)
     return 0
 
 
@@ -207,6 +231,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="the service's base URL (default: HITL_PUBLIC_URL)")
     parser.add_argument("--api-key", help="API key (default: HITL_API_KEY)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -92,6 +93,19 @@ def test_cli_against_the_server(server: Server, tmp_path: Path) -> None:
     inbox = hitl("interrupts", "list", env=server.env, cwd=tmp_path)
     assert inbox.returncode == 0, inbox.stderr
     assert tid in inbox.stdout
+
+    as_json = hitl("interrupts", "list", "--json", env=server.env, cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    pending = json.loads(as_json.stdout)["interrupts"]
+    assert [(i["thread_id"], i["value"]) for i in pending if i["thread_id"] == tid] == [
+        (tid, "Do you approve this action?")
+    ]
+    listed_json = json.loads(
+        hitl(
+            "threads", "list", "--json", "--status", "interrupted", env=server.env, cwd=tmp_path
+        ).stdout
+    )
+    assert tid in [t["thread_id"] for t in listed_json["threads"]]
 
     resumed = hitl("resume", tid, "yes please", "--wait", env=server.env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
