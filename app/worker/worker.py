@@ -1,12 +1,11 @@
 """Worker: claim runs, execute them concurrently under a heartbeated lease, drain on SIGTERM.
 
-One claim loop and three supervised side tasks (after procrastinate's worker):
+One claim loop and supervised side tasks (after procrastinate's worker):
     claim loop   claims while a slot is free; sleeps until woken (NOTIFY, a local enqueue,
                  a finished run) or for ``poll_seconds`` (polling guarantees progress);
-    heartbeat    extends the leases of all running runs in one statement; a run whose lease
-                 is gone is cancelled, and being fenced it writes nothing;
-    reaper       requeues runs whose lease expired (their worker died);
-    listener     LISTEN on PostgreSQL, on a dedicated connection that reconnects.
+    heartbeat, reaper   lease keeping (`app.worker.leases`);
+    listener     LISTEN on PostgreSQL, on a dedicated connection that reconnects;
+    deadlines, webhooks when built `from_settings` (issue 4's sweeper and dispatcher).
 Every loop survives database outages: it logs, backs off and tries again.
 
 Shutdown (SIGTERM/SIGINT or `stop`): stop claiming, let running runs finish for
@@ -24,7 +23,6 @@ import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 from app.errors import LeaseLostError, UnavailableError
 from app.graphs.registry import GraphRegistry
-from app.queue import DEFAULT_MAX_ATTEMPTS, ClaimedRun, RunId, RunQueue, RunStatus
+from app.queue import DEFAULT_MAX_ATTEMPTS, ClaimedRun, RunQueue
 from app.queue.listener import RunListener, asyncpg_dsn
 from app.queue.wakeup import subscribe
 from app.services.events import EventLog
 from app.services.execution import RunExecutor
+from app.worker.leases import ActiveRun, LeaseKeeper, log_db_problem
 from app.worker.sweeper import DeadlineSweeper
 from app.worker.webhooks import WebhookDispatcher
 
@@ -48,14 +47,6 @@ logger = logging.getLogger(__name__)
 def default_worker_id() -> str:
     """host:pid:random, unique per Worker instance (fencing relies on it)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-@dataclass(slots=True)
-class _Active:
-    run: ClaimedRun
-    task: asyncio.Task[None]
-    lost: bool = False  # the heartbeat found the lease gone
-    handed_back: bool = False  # cancelled by shutdown: give the run back
 
 
 class Worker:
@@ -82,9 +73,7 @@ class Worker:
         self.engine = engine
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
-        self.heartbeat_seconds = heartbeat_seconds or max(lease_seconds / 3, 0.05)
         self.poll_seconds = poll_seconds
-        self.reap_seconds = reap_seconds or max(lease_seconds / 2, 0.1)
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.worker_id = worker_id or default_worker_id()
         self.queue = RunQueue(engine, max_attempts=max_attempts)
@@ -95,13 +84,18 @@ class Worker:
         self.listener: RunListener | None = None
         #: Set once the worker claims (and, on PostgreSQL, LISTEN was attempted).
         self.started = asyncio.Event()
-        self._running: dict[RunId, _Active] = {}
-        # Runs this worker stopped executing without settling them (database failure, bug):
-        # its reaper may requeue them once their lease expires. Its other runs it never reaps.
-        self._orphans: set[RunId] = set()
         self._stopping = False
         self._force = asyncio.Event()
         self._wake = asyncio.Event()
+        self.leases = LeaseKeeper(
+            self.queue,
+            self.worker_id,
+            lease_seconds=lease_seconds,
+            heartbeat_seconds=heartbeat_seconds or max(lease_seconds / 3, 0.05),
+            reap_seconds=reap_seconds or max(lease_seconds / 2, 0.1),
+            on_requeued=self._wake.set,
+        )
+        self._running = self.leases.running
         self._slot_freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -190,8 +184,8 @@ class Worker:
         unsubscribe = subscribe(wake)
         signals = self._install_signal_handlers(loop) if install_signal_handlers else []
         side_tasks = [
-            asyncio.create_task(self._supervise("heartbeat", self._heartbeat_loop)),
-            asyncio.create_task(self._supervise("reaper", self._reaper_loop)),
+            asyncio.create_task(self._supervise("heartbeat", self.leases.heartbeat_loop)),
+            asyncio.create_task(self._supervise("reaper", self.leases.reaper_loop)),
         ]
         if self.listen:
             self.listener = RunListener(asyncpg_dsn(self.engine.url), self._wake.set)
@@ -267,7 +261,7 @@ class Worker:
             except Exception as exc:
                 failures += 1
                 delay = min(0.25 * 2**failures, 10.0)
-                self._log_db_problem("claim", exc, failures, delay)
+                log_db_problem(self.worker_id, "claim", exc, failures, delay)
                 await _wait(self._wake, delay)  # stop() and NOTIFY cut the backoff short
                 continue
             if failures:
@@ -278,24 +272,9 @@ class Worker:
                 continue
             self._start(run)
 
-    def _log_db_problem(self, what: str, exc: Exception, failures: int, delay: float) -> None:
-        """Warn on the first failure and then at 2, 4, 8... in a row; a traceback only once."""
-        loud = failures & (failures - 1) == 0
-        logger.log(
-            logging.WARNING if loud else logging.DEBUG,
-            "worker %s: %s failed %d time(s) in a row (%s: %s); retrying in %.1fs",
-            self.worker_id,
-            what,
-            failures,
-            type(exc).__name__,
-            exc,
-            delay,
-            exc_info=failures == 1 and not isinstance(exc, UnavailableError),
-        )
-
     def _start(self, run: ClaimedRun) -> None:
         task = asyncio.create_task(self._execute(run), name=f"hitl-run-{run.id}")
-        self._running[run.id] = _Active(run, task)
+        self._running[run.id] = ActiveRun(run, task)
         logger.debug(
             "worker %s: claimed run %s of thread %s", self.worker_id, run.id, run.thread_id
         )
@@ -319,10 +298,10 @@ class Worker:
         except LeaseLostError:
             logger.warning("run %s: lease lost before commit; nothing written", run.id)
         except UnavailableError as exc:
-            self._orphans.add(run.id)
+            self.leases.orphans.add(run.id)
             logger.warning("run %s: database unavailable (%s); the lease will expire", run.id, exc)
         except Exception:
-            self._orphans.add(run.id)
+            self.leases.orphans.add(run.id)
             logger.exception("run %s of thread %s: unexpected error", run.id, run.thread_id)
         finally:
             self._running.pop(run.id, None)
@@ -365,62 +344,6 @@ class Worker:
             active.handed_back = True
             active.task.cancel()
         await asyncio.gather(*(a.task for a in pending), return_exceptions=True)
-
-    # -- side tasks -----------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        failures = 0
-        loop = asyncio.get_running_loop()
-        while True:
-            began = loop.time()
-            await asyncio.sleep(self.heartbeat_seconds)
-            late = loop.time() - began - self.heartbeat_seconds
-            if late > self.lease_seconds / 3:
-                logger.warning(
-                    "worker %s: the event loop was blocked for %.1fs (a synchronous node?); "
-                    "leases may have expired and runs been taken over",
-                    self.worker_id,
-                    late,
-                )
-            ids = [run_id for run_id, active in self._running.items() if not active.lost]
-            if not ids:
-                continue
-            try:
-                held = await self.queue.heartbeat_many(self.worker_id, ids, self.lease_seconds)
-            except Exception as exc:
-                failures += 1
-                self._log_db_problem("heartbeat", exc, failures, self.heartbeat_seconds)
-                continue
-            failures = 0
-            for run_id in set(ids) - held:
-                active = self._running.get(run_id)
-                if active is not None and not active.task.done():
-                    logger.warning("run %s: lease lost; cancelling it", run_id)
-                    active.lost = True
-                    active.task.cancel()
-
-    async def _reaper_loop(self) -> None:
-        failures = 0
-        while True:
-            try:
-                reaped = await self.queue.reap(reaper=self.worker_id, orphans=self._orphans)
-            except Exception as exc:
-                failures += 1
-                self._log_db_problem("reap", exc, failures, self.reap_seconds)
-                reaped = []
-            else:
-                failures = 0
-            for item in reaped:
-                self._orphans.discard(item.id)
-                logger.warning(
-                    "run %s of thread %s: lease expired; %s",
-                    item.id,
-                    item.thread_id,
-                    "requeued" if item.status is RunStatus.QUEUED else "given up",
-                )
-            if reaped:
-                self._wake.set()
-            await asyncio.sleep(self.reap_seconds)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
