@@ -23,13 +23,15 @@ from app.queue import sql
 from app.queue.records import ClaimedRun, RunId, RunStatus, WorkerId
 from app.queue.wakeup import wake_local_workers
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "Prefetch", "ReapedRun", "RunQueue"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "OnGivenUp", "Prefetch", "ReapedRun", "RunQueue"]
 
 #: A run whose worker vanished this many times is given up (run and thread failed).
 DEFAULT_MAX_ATTEMPTS = 5
 
 #: Reads more of a just-claimed thread inside the claim's transaction: (conn, thread_id) -> data.
 Prefetch = Callable[[AsyncConnection, str], Awaitable[Any]]
+#: Writes more about runs given up, inside the reap's transaction (e.g. their events).
+OnGivenUp = Callable[[AsyncConnection, "list[ReapedRun]"], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +201,15 @@ class RunQueue:
         *,
         reaper: str = "",
         orphans: Collection[int] = (),
+        on_given_up: OnGivenUp | None = None,
     ) -> list[ReapedRun]:
         """Requeue up to ``limit`` runs whose lease expired, attempts + 1.
 
         A run abandoned ``max_attempts`` times is failed, and so is its thread. A worker
         reaping passes its id as ``reaper``: its own runs are alive (a stalled event loop
         can make them late) and are spared, except ``orphans``, runs it stopped executing
-        without settling them. Safe to call from every worker at once.
+        without settling them. ``on_given_up`` runs in the same transaction for the runs
+        given up (their threads failed). Safe to call from every worker at once.
         """
         params = {
             "limit": limit,
@@ -221,9 +225,21 @@ class RunQueue:
                         await conn.execute(
                             sql.SQLITE_REAP_THREAD, {"thread_id": row[1], "run_status": row[2]}
                         )
+                    reaped = await self._reaped(conn, rows, on_given_up)
                 if rows:
                     wake_local_workers()
             else:
                 async with self.engine.begin() as conn:
                     rows = (await conn.execute(sql.PG_REAP, params)).all()
-        return [ReapedRun(RunId(int(r[0])), r[1], RunStatus(r[2])) for r in rows]
+                    reaped = await self._reaped(conn, rows, on_given_up)
+        return reaped
+
+    @staticmethod
+    async def _reaped(
+        conn: AsyncConnection, rows: Any, on_given_up: OnGivenUp | None
+    ) -> list[ReapedRun]:
+        reaped = [ReapedRun(RunId(int(r[0])), r[1], RunStatus(r[2])) for r in rows]
+        given_up = [r for r in reaped if r.status is RunStatus.FAILED]
+        if given_up and on_given_up is not None:
+            await on_given_up(conn, given_up)
+        return reaped

@@ -23,9 +23,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.base import INTERRUPT
@@ -33,12 +30,10 @@ from app.checkpoint.serde import SerializationError, decode, to_jsonable
 from app.checkpoint.sql import BufferedCheckpointer
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
-from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
 from app.errors import LeaseLostError, NotFoundError, UnavailableError
 from app.graph import Command, InvalidResumeError
 from app.graphs.registry import GraphRegistry
-from app.queue import ClaimedRun, RunId, RunQueue, RunStatus
-from app.queue.sql import seconds_from_now
+from app.queue import ClaimedRun, ReapedRun, RunId, RunQueue, RunStatus
 from app.services.events import (
     EventLog,
     NewEvent,
@@ -47,94 +42,20 @@ from app.services.events import (
     thread_failed,
 )
 from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
+from app.services.run_statements import (
+    CANCEL_RUN,
+    CONSUME_ANSWERS,
+    EXISTING_INTERRUPTS,
+    FAIL_THREAD,
+    GIVEN_UP_THREADS,
+    PG_INSERT_INTERRUPT,
+    SETTLE_THREAD,
+    SQLITE_INSERT_INTERRUPT,
+)
 
 __all__ = ["RunExecutor", "RunOutcome"]
 
 logger = logging.getLogger(__name__)
-
-# --- statements (the thread and interrupt side of settling a run) ------------------------
-
-THREADS: sa.Table = ThreadRow.__table__  # type: ignore[assignment]
-INTERRUPTS: sa.Table = InterruptRow.__table__  # type: ignore[assignment]
-
-#: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
-#: keeps its status (and gets no new questions): no row returned.
-SETTLE_THREAD = (
-    sa.update(THREADS)
-    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
-    .values(
-        {
-            "status": sa.bindparam("status"),
-            "values": sa.bindparam("values", type_=JSON),
-            "next": sa.bindparam("next", type_=JSON),
-            "error": None,
-            "updated_at": utcnow(),
-        }
-    )
-    .returning(ThreadRow.thread_id)
-)
-
-#: Thread failed by its run: status and error only; values stay those of the last checkpoint.
-FAIL_THREAD = (
-    sa.update(THREADS)
-    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
-    .values(
-        {
-            "status": sa.bindparam("status"),
-            "error": sa.bindparam("error", type_=JSON),
-            "updated_at": utcnow(),
-        }
-    )
-    .returning(ThreadRow.thread_id)
-)
-
-#: A run whose thread was cancelled while it ran ends as cancelled.
-CANCEL_RUN = sa.text("UPDATE runs SET status = 'cancelled' WHERE id = :run_id")
-
-#: Which of these interrupts already have a row (a plain read: never waits on a resume's lock).
-EXISTING_INTERRUPTS = sa.select(InterruptRow.id).where(
-    InterruptRow.id.in_(sa.bindparam("ids", expanding=True))
-)
-
-#: The inbox row of a new question; the deadline is taken from the database clock.
-_INTERRUPT_VALUES = {
-    "id": sa.bindparam("id"),
-    "thread_id": sa.bindparam("thread_id"),
-    "tenant": sa.bindparam("tenant"),
-    "graph": sa.bindparam("graph"),
-    "node": sa.bindparam("node"),
-    "ns": sa.bindparam("ns"),
-    "checkpoint_id": sa.bindparam("checkpoint_id"),
-    "value": sa.bindparam("value", type_=JSON),
-    "schema": sa.bindparam("schema", type_=JSON),
-    "has_default": sa.bindparam("has_default"),
-    "default": sa.bindparam("default", type_=JSON),
-    "status": "pending",
-    "expires_at": seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
-}
-#: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone. Returns
-#: the rows inserted, with the deadline the database set.
-_INSERTED = (InterruptRow.id, InterruptRow.expires_at)
-PG_INSERT_INTERRUPT = (
-    pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing().returning(*_INSERTED)
-)
-SQLITE_INSERT_INTERRUPT = (
-    sqlite_insert(INTERRUPTS)
-    .values(_INTERRUPT_VALUES)
-    .on_conflict_do_nothing()
-    .returning(*_INSERTED)
-)
-
-#: The answers this run handed to the graph are delivered: no later run sends them again.
-CONSUME_ANSWERS = (
-    sa.update(INTERRUPTS)
-    .where(
-        InterruptRow.thread_id == sa.bindparam("tid"),
-        InterruptRow.id.in_(sa.bindparam("ids", expanding=True)),
-        InterruptRow.consumed_at.is_(None),
-    )
-    .values({"consumed_at": utcnow()})
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +135,20 @@ class RunExecutor:
     async def prefetch(conn: AsyncConnection, thread_id: str) -> PrefetchedHead | None:
         """For `RunQueue.claim`: read the thread's head inside the claim's transaction."""
         return await prefetch_head(conn, thread_id)
+
+    async def record_given_up(self, conn: AsyncConnection, runs: list[ReapedRun]) -> None:
+        """For `RunQueue.reap`: thread.failed events of runs given up, in the reap's transaction."""
+        if self.events is None:
+            return
+        tids = sorted({r.thread_id for r in runs})
+        rows = (await conn.execute(GIVEN_UP_THREADS, {"tids": tids})).mappings().all()
+        url = self.events.public_url
+        failed = [
+            thread_failed(row, error=row["error"], public_url=url)
+            for row in rows
+            if (row["error"] or {}).get("type") == "RunAbandonedError"
+        ]
+        await self.events.record(conn, failed)
 
     def _graph(self, name: str) -> Any:
         try:

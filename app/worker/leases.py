@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from app.errors import UnavailableError
 from app.queue import ClaimedRun, RunId, RunQueue, RunStatus
+from app.queue.queue import OnGivenUp
 
 __all__ = ["ActiveRun", "LeaseKeeper", "log_db_problem"]
 
@@ -62,6 +63,7 @@ class LeaseKeeper:
         heartbeat_seconds: float,
         reap_seconds: float,
         on_requeued: Callable[[], None],
+        on_given_up: OnGivenUp | None = None,
     ) -> None:
         self.queue = queue
         self.worker_id = worker_id
@@ -69,6 +71,7 @@ class LeaseKeeper:
         self.heartbeat_seconds = heartbeat_seconds
         self.reap_seconds = reap_seconds
         self.on_requeued = on_requeued
+        self.on_given_up = on_given_up
         #: Runs executing now, by id.
         self.running: dict[RunId, ActiveRun] = {}
         #: Runs this worker stopped executing without settling them (database failure, bug):
@@ -110,7 +113,9 @@ class LeaseKeeper:
         failures = 0
         while True:
             try:
-                reaped = await self.queue.reap(reaper=self.worker_id, orphans=self.orphans)
+                reaped = await self.queue.reap(
+                    reaper=self.worker_id, orphans=self.orphans, on_given_up=self.on_given_up
+                )
             except Exception as exc:
                 failures += 1
                 log_db_problem(self.worker_id, "reap", exc, failures, self.reap_seconds)

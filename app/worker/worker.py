@@ -94,6 +94,7 @@ class Worker:
             heartbeat_seconds=heartbeat_seconds or max(lease_seconds / 3, 0.05),
             reap_seconds=reap_seconds or max(lease_seconds / 2, 0.1),
             on_requeued=self._wake.set,
+            on_given_up=self.executor.record_given_up,
         )
         self._running = self.leases.running
         self._slot_freed = asyncio.Event()

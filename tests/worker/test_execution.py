@@ -299,3 +299,25 @@ async def test_a_run_costs_two_commits_the_claim_and_the_settlement(
     assert outcome.thread_status == "completed"
     assert first == second == ["commit", "commit"]
     assert idle == []  # an empty claim is rolled back, not committed
+
+
+async def test_a_run_given_up_by_the_reaper_records_thread_failed(db_engine: AsyncEngine) -> None:
+    import sqlalchemy as sa
+
+    from app.services.events import EventLog
+
+    queue = RunQueue(db_engine, max_attempts=1)
+    executor = RunExecutor(db_engine, queue, {}, events=EventLog(public_url="http://hitl.test"))
+    await h.start_thread(db_engine, queue, "approve", "t1")
+    assert await queue.claim("vanished", 0.01) is not None
+    async with db_engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE runs SET lease_expires_at = created_at"))
+
+    (reaped,) = await queue.reap(on_given_up=executor.record_given_up)
+
+    assert reaped.status is RunStatus.FAILED
+    thread = await h.thread(db_engine, "t1")
+    assert (thread["status"], thread["error"]["type"]) == ("failed", "RunAbandonedError")
+    async with db_engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT type, thread_id FROM events"))).all()
+    assert [tuple(r) for r in rows] == [("thread.failed", "t1")]

@@ -1,0 +1,115 @@
+"""The statements that settle a run: its thread, its new questions, its delivered answers.
+
+Named constants (one line of why each), used by `app.services.execution` inside the run's
+one final transaction. Deadlines come from the database clock.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
+from app.queue.sql import seconds_from_now
+
+__all__ = [
+    "CANCEL_RUN",
+    "CONSUME_ANSWERS",
+    "EXISTING_INTERRUPTS",
+    "FAIL_THREAD",
+    "GIVEN_UP_THREADS",
+    "PG_INSERT_INTERRUPT",
+    "SETTLE_THREAD",
+    "SQLITE_INSERT_INTERRUPT",
+]
+
+THREADS: sa.Table = ThreadRow.__table__  # type: ignore[assignment]
+INTERRUPTS: sa.Table = InterruptRow.__table__  # type: ignore[assignment]
+
+#: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
+#: keeps its status (and gets no new questions): no row returned.
+SETTLE_THREAD = (
+    sa.update(THREADS)
+    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
+    .values(
+        {
+            "status": sa.bindparam("status"),
+            "values": sa.bindparam("values", type_=JSON),
+            "next": sa.bindparam("next", type_=JSON),
+            "error": None,
+            "updated_at": utcnow(),
+        }
+    )
+    .returning(ThreadRow.thread_id)
+)
+
+#: Thread failed by its run: status and error only; values stay those of the last checkpoint.
+FAIL_THREAD = (
+    sa.update(THREADS)
+    .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
+    .values(
+        {
+            "status": sa.bindparam("status"),
+            "error": sa.bindparam("error", type_=JSON),
+            "updated_at": utcnow(),
+        }
+    )
+    .returning(ThreadRow.thread_id)
+)
+
+#: A run whose thread was cancelled while it ran ends as cancelled.
+CANCEL_RUN = sa.text("UPDATE runs SET status = 'cancelled' WHERE id = :run_id")
+
+#: Which of these interrupts already have a row (a plain read: never waits on a resume's lock).
+EXISTING_INTERRUPTS = sa.select(InterruptRow.id).where(
+    InterruptRow.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+#: The inbox row of a new question; the deadline is taken from the database clock.
+_INTERRUPT_VALUES = {
+    "id": sa.bindparam("id"),
+    "thread_id": sa.bindparam("thread_id"),
+    "tenant": sa.bindparam("tenant"),
+    "graph": sa.bindparam("graph"),
+    "node": sa.bindparam("node"),
+    "ns": sa.bindparam("ns"),
+    "checkpoint_id": sa.bindparam("checkpoint_id"),
+    "value": sa.bindparam("value", type_=JSON),
+    "schema": sa.bindparam("schema", type_=JSON),
+    "has_default": sa.bindparam("has_default"),
+    "default": sa.bindparam("default", type_=JSON),
+    "status": "pending",
+    "expires_at": seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
+}
+#: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone. Returns
+#: the rows inserted, with the deadline the database set.
+_INSERTED = (InterruptRow.id, InterruptRow.expires_at)
+PG_INSERT_INTERRUPT = (
+    pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing().returning(*_INSERTED)
+)
+SQLITE_INSERT_INTERRUPT = (
+    sqlite_insert(INTERRUPTS)
+    .values(_INTERRUPT_VALUES)
+    .on_conflict_do_nothing()
+    .returning(*_INSERTED)
+)
+
+#: Threads whose run was given up (their workers kept vanishing), for their events.
+GIVEN_UP_THREADS = sa.select(
+    ThreadRow.thread_id, ThreadRow.graph, ThreadRow.tenant, ThreadRow.error
+).where(
+    ThreadRow.thread_id.in_(sa.bindparam("tids", expanding=True)),
+    ThreadRow.status == "failed",
+)
+
+#: The answers this run handed to the graph are delivered: no later run sends them again.
+CONSUME_ANSWERS = (
+    sa.update(INTERRUPTS)
+    .where(
+        InterruptRow.thread_id == sa.bindparam("tid"),
+        InterruptRow.id.in_(sa.bindparam("ids", expanding=True)),
+        InterruptRow.consumed_at.is_(None),
+    )
+    .values({"consumed_at": utcnow()})
+)
