@@ -23,6 +23,7 @@ from app.checkpoint.base import (
     InterruptRecord,
     TaskSpec,
 )
+from app.graph.bridge import sync_caller
 from app.graph.channels import apply_writes
 from app.graph.errors import (
     GraphInterrupt,
@@ -296,8 +297,9 @@ class _Run:
         views: dict[str, TaskView] | None,
         values: dict[str, Any],
     ) -> dict[str, Outcome]:
-        if len(todo) == 1:
-            return {todo[0].id: await self._task(cp, todo[0], views, values, True)}
+        if len(todo) == 1:  # a lone sync node runs on the loop only under a sync caller
+            lone = await self._task(cp, todo[0], views, values, sync_caller.get())
+            return {todo[0].id: lone}
         done = await asyncio.gather(*(self._task(cp, t, views, values, False) for t in todo))
         return {o.task.id: o for o in done}
 

@@ -265,3 +265,55 @@ def test_fork_from_an_interrupted_checkpoint_asks_again_with_a_new_id() -> None:
     assert second.id != first.id
     assert graph.invoke(Command(resume="two"), config) == {"log": ["ask=two"]}
     assert isinstance(second, Interrupt)
+
+
+async def test_async_callers_run_a_lone_sync_node_off_the_event_loop() -> None:
+    """Under ainvoke (the worker) a slow sync node must not stall the loop's other work."""
+    import asyncio
+    import threading
+
+    from typing_extensions import TypedDict
+
+    from app.graph import END, START, StateGraph
+
+    class S(TypedDict):
+        x: int
+
+    gate = threading.Event()
+
+    def slow(state: S) -> S:
+        assert gate.wait(5), "the event loop was blocked by a sync node"
+        return {"x": state["x"] + 1}
+
+    g = StateGraph(S)
+    g.add_node("slow", slow)
+    g.add_edge(START, "slow")
+    g.add_edge("slow", END)
+    graph = g.compile()
+
+    async def open_gate() -> None:
+        await asyncio.sleep(0.01)
+        gate.set()
+
+    result, _ = await asyncio.wait_for(asyncio.gather(graph.ainvoke({"x": 1}), open_gate()), 10)
+    assert result == {"x": 2}
+
+
+def test_sync_callers_run_a_lone_sync_node_on_the_calling_thread() -> None:
+    import threading
+
+    from typing_extensions import TypedDict
+
+    from app.graph import END, START, StateGraph
+
+    class S(TypedDict):
+        where: str
+
+    def here(state: S) -> S:
+        return {"where": threading.current_thread().name}
+
+    g = StateGraph(S)
+    g.add_node("here", here)
+    g.add_edge(START, "here")
+    g.add_edge("here", END)
+    assert g.compile().invoke({"where": ""}) == {"where": threading.current_thread().name}
