@@ -50,7 +50,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``hitl serve`` on a fresh SQLite file (through the shim while app.py lacks the page)."""
+    """``hitl serve`` on a fresh SQLite file."""
     workdir = tmp_path_factory.mktemp("serve-browser")
     with serve(f"sqlite:///{workdir / 'hitl.db'}", workdir) as running:
         yield running

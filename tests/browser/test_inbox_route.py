@@ -12,17 +12,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.api.app import create_app
-from app.api.routes import inbox
 from app.config import Settings
-from tests.client.serve_shim import serves
 
 
 @pytest.fixture
 def app() -> FastAPI:
-    application = create_app(Settings(_env_file=None))
-    if not serves(application, "/inbox"):
-        application.include_router(inbox.router)
-    return application
+    return create_app(Settings(_env_file=None))
 
 
 def get(app: FastAPI, path: str) -> Any:

@@ -1,11 +1,12 @@
 """Graphs the ``hitl serve`` under test hosts (``HITL_GRAPHS`` names them as ``tests.client.graphs:...``).
 
-One per kind of answer form the inbox page builds, plus a slow one for `wait`.
+One per kind of answer form the inbox page builds, plus a gated one for `wait`.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from typing_extensions import TypedDict
@@ -70,13 +71,22 @@ text = _one_question(
 )
 
 
-def _slow(state: State) -> dict[str, Any]:
-    time.sleep(1.5)
+class GateState(TypedDict, total=False):
+    gate: str
+    done: bool
+
+
+def _slow(state: GateState) -> dict[str, Any]:
+    """Run until the file named ``gate`` exists (at most 60 s): the test decides when it ends."""
+    gate = Path(state["gate"])
+    deadline = time.monotonic() + 60
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     return {"done": True}
 
 
 def _build_slow() -> Any:
-    builder = StateGraph(State)
+    builder = StateGraph(GateState)
     builder.add_node("slow_step", _slow)
     builder.add_edge(START, "slow_step")
     builder.add_edge("slow_step", END)

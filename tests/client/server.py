@@ -65,17 +65,8 @@ def serve(
     database_url: str,
     workdir: Path,
     env: Mapping[str, str] | None = None,
-    module: str | None = None,
 ) -> Iterator[Server]:
-    """Run ``hitl serve`` (API and embedded worker) on ``database_url`` until the block ends.
-
-    ``module`` is what ``python -m`` runs with ``serve --host --port`` (``app`` is ``hitl``);
-    by default ``hitl`` itself, or the shim while ``create_app`` lacks the page or the streams.
-    """
-    if module is None:
-        from tests.client.serve_shim import serve_module
-
-        module = serve_module()
+    """Run ``hitl serve`` (API and embedded worker) on ``database_url`` until the block ends."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"serve-{port}.log"
@@ -92,7 +83,7 @@ def serve(
         "HITL_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **(env or {}),
     }
-    args = [sys.executable, "-m", module, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(args, cwd=workdir, env=environment, stdout=out, stderr=out)
     server = Server(f"http://127.0.0.1:{port}", proc, log)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.client import (
@@ -153,12 +155,16 @@ def test_idempotency_keys_replay_and_refuse_a_different_body(hitl: HitlClient, r
     assert hitl.resume(first.thread_id, "yes", idempotency_key=key) == answered
 
 
-def test_wait_times_out_with_the_last_state_then_settles(hitl: HitlClient, run_id: str) -> None:
-    tid = hitl.start("slow", thread_id=f"{run_id}-slow").thread_id
+def test_wait_times_out_with_the_last_state_then_settles(
+    hitl: HitlClient, run_id: str, tmp_path: Path
+) -> None:
+    gate = tmp_path / "open"  # the run goes on until this file exists
+    tid = hitl.start("slow", {"gate": str(gate)}, thread_id=f"{run_id}-slow").thread_id
     with pytest.raises(WaitTimeoutError) as timed_out:
-        hitl.wait(tid, timeout=0.2, interval=0.05)
+        hitl.wait(tid, timeout=0.3, interval=0.05)
     assert isinstance(timed_out.value, TimeoutError)
     assert timed_out.value.thread.status in ("queued", "running")
+    gate.touch()
     assert hitl.wait(tid, timeout=20, interval=0.1).status == "completed"
 
 
