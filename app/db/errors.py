@@ -46,7 +46,7 @@ def translate_db_error(exc: BaseException) -> AppError | None:
     if isinstance(exc, AppError):
         return None
     detail = _detail(exc)
-    if isinstance(exc, UNAVAILABLE_ERRORS):
+    if isinstance(exc, UNAVAILABLE_ERRORS) or _means_unavailable(exc):
         return UnavailableError(detail=detail)
     if isinstance(exc, sa_exc.IntegrityError):
         return ConflictError("The change conflicts with stored data.", detail=detail)
@@ -65,6 +65,30 @@ def wrap_db_errors() -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+#: SQLSTATE prefixes of "not now" conditions: connection exceptions (08), operator intervention such
+#: as "the database system is starting up / shutting down" (57P), too many connections (53300).
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def _means_unavailable(exc: BaseException) -> bool:
+    """A driver error wrapped as a generic DBAPIError that still means "try again later"."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    seen: BaseException | None = getattr(exc, "orig", None) or exc.__cause__
+    for _ in range(4):  # SQLAlchemy's adapted error -> the driver's error
+        if seen is None:
+            return False
+        if isinstance(seen, UNAVAILABLE_ERRORS):
+            return True
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if "not currently accepting connections" in str(seen):  # 55000, while connecting
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def _detail(exc: BaseException) -> str:

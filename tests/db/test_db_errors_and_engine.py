@@ -74,3 +74,26 @@ async def test_begin_immediate_is_a_plain_transaction_on_postgres(pg_url: str) -
             assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_database_refusing_connections_is_unavailable(
+    pg_url: str, pg_admin_url: str
+) -> None:
+    """"Not currently accepting connections" must be a 503, not a 500."""
+    name = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(pg_admin_url)
+    engine = create_engine(pg_url)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            await conn.commit()
+        with pytest.raises(UnavailableError):
+            with wrap_db_errors():
+                async with engine.connect() as c:
+                    await c.execute(sa.text("SELECT 1"))
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            await conn.commit()
+        await engine.dispose()
+        await admin.dispose()
