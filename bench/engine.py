@@ -27,6 +27,7 @@ import operator
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -302,14 +303,22 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str] = {}
-    for dist in ("langgraph", "langgraph-checkpoint", "hitl"):
+    for dist in ("langgraph", "langgraph-checkpoint", "langgraph-checkpoint-postgres", "psycopg"):
         try:
             from importlib.metadata import version
 
             versions[dist] = version(dist)
         except Exception:
             versions[dist] = "not installed"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        commit = os.environ.get("BENCH_COMMIT", "unknown")
     return {
+        "commit": commit,
         "nproc": os.cpu_count(),
         "cpu": model,
         "python": platform.python_version(),

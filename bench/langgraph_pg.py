@@ -130,6 +130,7 @@ def per_thread(delta: dict[str, dict[str, int]], threads: int) -> dict[str, Any]
         "tables": {
             name: {
                 "disk_bytes_per_thread": round(d["total"] / threads),
+                "row_bytes_per_thread": round(d["rows"] / threads),
                 "rows_per_thread": round(d["n"] / threads, 2),
             }
             for name, d in delta.items()

@@ -38,6 +38,14 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
+async def server_version(admin: str) -> str:
+    conn = await asyncpg.connect(admin)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(admin: str, what: str) -> AsyncIterator[str]:
     """A fresh empty database for the block; yields its plain postgresql:// URL."""

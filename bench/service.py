@@ -157,9 +157,10 @@ async def langgraph_round(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     admin, only = args.admin_url, set(args.only or PHASES)
+    version = await guarded("version", lambda: pg.server_version(admin))
     doc: dict[str, Any] = {
         "benchmark": "service",
-        "machine": machine(),
+        "machine": {**machine(), "postgresql": version},
         "options": {
             k: getattr(args, k)
             for k in (
