@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
-from app.services.events import record_events
+from app.graphs.registry import GraphRegistry
+from app.services.events import EventLog, record_events
+from app.worker import Worker
 
 from .helpers import add_thread, event
 from .sse import free_port, stream
@@ -28,11 +30,12 @@ pytestmark = pytest.mark.slow
 
 @contextlib.contextmanager
 def api_process(db_url: str, log: Path) -> Iterator[str]:
-    """A separate API process (uvicorn, no worker) on a free port; yields its base URL."""
+    """`hitl serve --no-worker` (API only) on a free port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "HITL_DATABASE_URL": db_url, "HITL_ENVIRONMENT": "test"}
+    env.pop("HITL_GRAPHS", None)  # the bundled examples
     command = [
-        sys.executable, "-m", "uvicorn", "tests.events.sse_app:create", "--factory",
+        sys.executable, "-m", "app", "serve", "--no-worker",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -103,3 +106,48 @@ async def test_events_reach_clients_of_every_api_process(
             ) as rest,
         ):
             assert [m.data["data"]["n"] for m in await rest.take(3)] == [2, 3, 4]
+
+
+async def test_a_thread_seen_live_from_two_api_processes_and_a_worker_process(
+    pg_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Started through A, run by a worker elsewhere, answered through B: both A's and B's
+    clients see every step (each written by a different process)."""
+    worker = Worker(
+        engine,
+        GraphRegistry.from_spec(""),
+        events=EventLog(public_url="http://hitl.example"),
+        poll_seconds=0.05,
+    )
+    with (
+        api_process(pg_url, tmp_path / "a.log") as a,
+        api_process(pg_url, tmp_path / "b.log") as b,
+    ):
+        working = asyncio.create_task(worker.run())
+        try:
+            async with (
+                httpx.AsyncClient(base_url=a, timeout=10) as client_a,
+                httpx.AsyncClient(base_url=b, timeout=10) as client_b,
+                stream(client_a, "/interrupts/stream") as inbox_a,
+                stream(client_b, "/interrupts/stream") as inbox_b,
+            ):
+                started = await client_a.post(
+                    "/threads", json={"graph": "approval", "thread_id": "x1"}
+                )
+                assert started.status_code == 201, started.text
+                first_a, first_b = await asyncio.gather(inbox_a.take(1), inbox_b.take(1))
+                assert first_a[0].event == first_b[0].event == "interrupt.created"
+                iid = first_a[0].data["data"]["interrupt_id"]
+                resumed = await client_b.post(f"/interrupts/{iid}/resume", json={"value": "ok"})
+                assert resumed.status_code == 202, resumed.text
+                rest_a, rest_b = await asyncio.gather(inbox_a.take(2), inbox_b.take(2))
+        finally:
+            worker.stop()
+            await asyncio.wait_for(working, 15)
+    for got in (first_a + rest_a, first_b + rest_b):
+        assert [m.event for m in got] == [
+            "interrupt.created",
+            "interrupt.resolved",
+            "thread.completed",
+        ]
+    assert [m.data["id"] for m in first_a + rest_a] == [m.data["id"] for m in first_b + rest_b]
