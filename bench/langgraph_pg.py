@@ -113,27 +113,6 @@ async def storage(db_url: str, threads: int) -> dict[str, Any]:
                     raise RuntimeError(f"LangGraph did not pause: {out!r}")
 
         await asyncio.gather(*(loop() for _ in range(8)))
-        after = await pg.table_sizes(db_url)
     finally:
         await pool.close()
-    delta = pg.size_delta(before, after, skip={"checkpoint_migrations"})
-    return per_thread(delta, threads)
-
-
-def per_thread(delta: dict[str, dict[str, int]], threads: int) -> dict[str, Any]:
-    total = sum(d["total"] for d in delta.values())
-    rows = sum(d["rows"] for d in delta.values())
-    return {
-        "threads": threads,
-        "disk_bytes_per_thread": round(total / threads) if threads else None,
-        "row_bytes_per_thread": round(rows / threads) if threads else None,
-        "tables": {
-            name: {
-                "disk_bytes_per_thread": round(d["total"] / threads),
-                "row_bytes_per_thread": round(d["rows"] / threads),
-                "rows_per_thread": round(d["n"] / threads, 2),
-            }
-            for name, d in delta.items()
-            if d["total"] or d["n"]
-        },
-    }
+    return await pg.storage_per_thread(db_url, before, threads, skip={"checkpoint_migrations"})

@@ -140,6 +140,47 @@ async def table_sizes(db_url: str) -> dict[str, dict[str, int]]:
         await conn.close()
 
 
+async def vacuum_full(db_url: str) -> None:
+    """Rewrite every table compactly: what the live rows and their indexes cost without bloat."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("VACUUM FULL")
+    finally:
+        await conn.close()
+
+
+async def storage_per_thread(
+    db_url: str, before: dict[str, dict[str, int]], threads: int, skip: set[str]
+) -> dict[str, Any]:
+    """Bytes per thread since ``before``: as written (dead row versions and index splits
+    included, so it depends on autovacuum's timing) and after VACUUM FULL (reproducible)."""
+    written = size_delta(before, await table_sizes(db_url), skip)
+    await vacuum_full(db_url)
+    compacted = size_delta(before, await table_sizes(db_url), skip)
+    out = per_thread(compacted, threads)
+    out["as_written_disk_bytes_per_thread"] = per_thread(written, threads)["disk_bytes_per_thread"]
+    return out
+
+
+def per_thread(delta: dict[str, dict[str, int]], threads: int) -> dict[str, Any]:
+    total = sum(d["total"] for d in delta.values())
+    rows = sum(d["rows"] for d in delta.values())
+    return {
+        "threads": threads,
+        "disk_bytes_per_thread": round(total / threads) if threads else None,
+        "row_bytes_per_thread": round(rows / threads) if threads else None,
+        "tables": {
+            name: {
+                "disk_bytes_per_thread": round(d["total"] / threads),
+                "row_bytes_per_thread": round(d["rows"] / threads),
+                "rows_per_thread": round(d["n"] / threads, 2),
+            }
+            for name, d in delta.items()
+            if d["total"] or d["n"]
+        },
+    }
+
+
 def size_delta(
     before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], skip: set[str]
 ) -> dict[str, dict[str, int]]:
