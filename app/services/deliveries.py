@@ -4,12 +4,13 @@ A delivery is claimed by moving its ``next_attempt_at`` past the time the attemp
 lease), in the same statement that selects it (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one
 ``BEGIN IMMEDIATE`` on SQLite): two dispatchers never send the same attempt at once, and an
 attempt whose dispatcher died is simply due again when the lease runs out. Results are fenced on
-the attempt number, so a late result of a superseded attempt changes nothing. All times come from
-the database clock.
+the attempt number, so a late result of a superseded attempt changes nothing; a batch's results
+are recorded in one transaction. All times come from the database clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,7 +26,7 @@ from app.queue.sql import seconds_from_now
 from app.services.event_feed import stored_event
 from app.services.events import StoredEvent
 
-__all__ = ["DeliveryItem", "DeliveryStatus", "DeliveryStore", "DueDelivery"]
+__all__ = ["Attempt", "DeliveryItem", "DeliveryStatus", "DeliveryStore", "DueDelivery"]
 
 D = WebhookDeliveryRow
 E = EventRow
@@ -45,6 +46,18 @@ class DueDelivery:
     url: str
     attempts: int
     event: StoredEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one attempt went: delivered (``ok``), or failed and retried in ``retry_in`` seconds
+    (None: given up, dead)."""
+
+    delivery: DueDelivery
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,33 +163,33 @@ class DeliveryStore:
             for r in sorted(claimed, key=lambda r: int(r.id))
         ]
 
-    async def delivered(self, delivery: DueDelivery, status_code: int) -> None:
+    async def record(self, attempts: Sequence[Attempt]) -> None:
+        """Record the outcomes of a batch of attempts in one transaction."""
+        delivered = [{"b_id": a.delivery.id, "b_status": a.status_code} for a in attempts if a.ok]
+        failed = [
+            {
+                "b_id": a.delivery.id,
+                "b_attempts": a.delivery.attempts,
+                "b_new_status": (
+                    DeliveryStatus.DEAD.value
+                    if a.retry_in is None
+                    else DeliveryStatus.PENDING.value
+                ),
+                "b_status": a.status_code,
+                "b_error": (a.error or "")[:2000],
+                "b_retry_in": 0.0 if a.retry_in is None else float(a.retry_in),
+            }
+            for a in attempts
+            if not a.ok
+        ]
+        if not attempts:
+            return
         with wrap_db_errors():
             async with self.engine.begin() as conn:
-                await conn.execute(DELIVERED, {"b_id": delivery.id, "b_status": status_code})
-
-    async def failed(
-        self,
-        delivery: DueDelivery,
-        *,
-        error: str,
-        status_code: int | None,
-        retry_in: float | None,
-    ) -> bool:
-        """Record a failed attempt; ``retry_in=None`` gives up (dead). False when superseded."""
-        params = {
-            "b_id": delivery.id,
-            "b_attempts": delivery.attempts,
-            "b_new_status": (
-                DeliveryStatus.DEAD.value if retry_in is None else DeliveryStatus.PENDING.value
-            ),
-            "b_status": status_code,
-            "b_error": error[:2000],
-            "b_retry_in": 0.0 if retry_in is None else float(retry_in),
-        }
-        with wrap_db_errors():
-            async with self.engine.begin() as conn:
-                return (await conn.execute(FAILED, params)).rowcount == 1
+                if delivered:
+                    await conn.execute(DELIVERED, delivered)
+                if failed:
+                    await conn.execute(FAILED, failed)
 
     async def retry(self, delivery_id: int) -> None:
         """Make a dead delivery pending again, with a fresh round of attempts.

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.listen import PgListener
 from app.errors import UnavailableError
 from app.queue.listener import asyncpg_dsn
-from app.services.deliveries import DeliveryStore, DueDelivery
+from app.services.deliveries import Attempt, DeliveryStore, DueDelivery
 from app.services.events import EVENTS_CHANNEL, notify_has_deliveries
 
 __all__ = [
@@ -90,6 +90,7 @@ class WebhookDispatcher:
         timeout: float = 10.0,
         concurrency: int = 8,
         poll_seconds: float = 1.0,
+        batch_delay: float = 0.05,
         listen: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -103,9 +104,13 @@ class WebhookDispatcher:
         self.max_delay = max_delay
         self.timeout = timeout
         self.concurrency = concurrency
+        self.batch_size = 2 * concurrency
         self.poll_seconds = poll_seconds
-        # An attempt is bounded by ``timeout``; the claim outlives it so no one else sends it.
+        self.batch_delay = batch_delay
+        # An attempt waits for a sending slot at most one round, then takes at most ``timeout``:
+        # the claim outlives both, so no one else sends it meanwhile.
         self.lease_seconds = 2 * timeout + 5.0
+        self._sending = asyncio.Semaphore(concurrency)
         self.listen = listen and engine.dialect.name == "postgresql"
         self.transport = transport
         self._wake = asyncio.Event()
@@ -139,8 +144,11 @@ class WebhookDispatcher:
                         await _wait(self._wake, delay)
                         continue
                     failures = 0
-                    if sent < self.concurrency:  # a full batch: more may be due right away
+                    if sent < self.batch_size:  # a full batch: more may be due right away
                         await _wait(self._wake, self.poll_seconds)
+                        # Woken by an event: let a few more arrive, then claim them together
+                        # (fewer transactions while the service is busy).
+                        await asyncio.sleep(self.batch_delay)
         finally:
             if listener_task is not None:
                 listener_task.cancel()
@@ -156,46 +164,46 @@ class WebhookDispatcher:
         )
 
     async def run_once(self, client: httpx.AsyncClient | None = None) -> int:
-        """Claim one batch of due deliveries and attempt each (concurrently); returns how many."""
-        due = await self.store.claim_due(limit=self.concurrency, lease_seconds=self.lease_seconds)
+        """Claim one batch of due deliveries, attempt them (``concurrency`` at a time), record
+        the outcomes in one transaction; returns how many were attempted."""
+        due = await self.store.claim_due(limit=self.batch_size, lease_seconds=self.lease_seconds)
         if not due:
             return 0
         if client is None:
             async with self._client() as own:
-                await asyncio.gather(*(self._attempt(own, d) for d in due))
+                attempts = await asyncio.gather(*(self._attempt(own, d) for d in due))
         else:
-            await asyncio.gather(*(self._attempt(client, d) for d in due))
+            attempts = await asyncio.gather(*(self._attempt(client, d) for d in due))
+        try:
+            await self.store.record(attempts)
+        except UnavailableError as exc:  # the claims' lease expires; the attempts are redone
+            logger.warning("webhooks: could not record %d attempts (%s)", len(attempts), exc)
         return len(due)
 
-    async def _attempt(self, client: httpx.AsyncClient, delivery: DueDelivery) -> None:
-        status, error = await self._post(client, delivery)
-        try:
-            if error is None and status is not None:
-                await self.store.delivered(delivery, status)
-                logger.debug("webhook %s delivered to %s", delivery.id, _host(delivery.url))
-                return
-            attempts = delivery.attempts + 1
-            retry_in = (
-                None
-                if attempts >= self.max_attempts
-                else backoff_seconds(attempts, base=self.base_delay, cap=self.max_delay)
-            )
-            await self.store.failed(
-                delivery, error=error or "", status_code=status, retry_in=retry_in
-            )
-            logger.log(
-                logging.WARNING if retry_in is None else logging.INFO,
-                "webhook %s (%s) to %s failed, attempt %d/%d: %s%s",
-                delivery.id,
-                delivery.event.type,
-                _host(delivery.url),
-                attempts,
-                self.max_attempts,
-                error,
-                "; giving up (dead)" if retry_in is None else f"; retry in {retry_in:.1f}s",
-            )
-        except UnavailableError as exc:  # the claim's lease expires; the attempt is redone
-            logger.warning("webhook %s: could not record the attempt (%s)", delivery.id, exc)
+    async def _attempt(self, client: httpx.AsyncClient, delivery: DueDelivery) -> Attempt:
+        async with self._sending:
+            status, error = await self._post(client, delivery)
+        if error is None:
+            logger.debug("webhook %s delivered to %s", delivery.id, _host(delivery.url))
+            return Attempt(delivery, ok=True, status_code=status)
+        attempts = delivery.attempts + 1
+        retry_in = (
+            None
+            if attempts >= self.max_attempts
+            else backoff_seconds(attempts, base=self.base_delay, cap=self.max_delay)
+        )
+        logger.log(
+            logging.WARNING if retry_in is None else logging.INFO,
+            "webhook %s (%s) to %s failed, attempt %d/%d: %s%s",
+            delivery.id,
+            delivery.event.type,
+            _host(delivery.url),
+            attempts,
+            self.max_attempts,
+            error,
+            "; giving up (dead)" if retry_in is None else f"; retry in {retry_in:.1f}s",
+        )
+        return Attempt(delivery, ok=False, status_code=status, error=error, retry_in=retry_in)
 
     async def _post(
         self, client: httpx.AsyncClient, delivery: DueDelivery
