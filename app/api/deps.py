@@ -1,15 +1,20 @@
 """Dependencies of the routes, each published as an ``Annotated`` alias.
 
 Everything comes from ``app.state.services``, built once by the lifespan (nothing at import time).
+A request made with a tenant's key gets the use cases scoped to that tenant (`Services.scoped`),
+so every route that goes through `ServicesDep`, `ThreadServiceDep` or `InterruptServiceDep`
+sees only that tenant's threads and interrupts, whether or not it knows about tenants.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
+from app.api.auth import Principal, require_api_key
 from app.api.context import current_request_id
 from app.api.metrics import ApiMetrics
 from app.config import Settings
@@ -28,23 +33,41 @@ class Services:
     threads: ThreadService
     interrupts: InterruptService
     worker: Any = None
+    #: The tenant these use cases are limited to (None: every tenant, as operators see it).
+    tenant: str | None = None
+
+    def scoped(self, tenant: str | None) -> Services:
+        """The same services, seeing and creating only ``tenant``'s threads and interrupts."""
+        if tenant is None:
+            return self
+        return dataclasses.replace(
+            self,
+            threads=self.threads.scoped(tenant),
+            interrupts=self.interrupts.scoped(tenant),
+            tenant=tenant,
+        )
 
 
-def get_services(request: Request) -> Services:
+PrincipalDep = Annotated[Principal, Depends(require_api_key)]
+
+
+def get_services(request: Request, principal: PrincipalDep) -> Services:
+    """The use cases as the caller may use them (scoped to its tenant, if it has one)."""
     services: Services = request.app.state.services
-    return services
+    return services.scoped(principal.tenant)
 
 
-def get_threads(request: Request) -> ThreadService:
-    return get_services(request).threads
+def get_threads(services: Annotated[Services, Depends(get_services)]) -> ThreadService:
+    return services.threads
 
 
-def get_interrupts(request: Request) -> InterruptService:
-    return get_services(request).interrupts
+def get_interrupts(services: Annotated[Services, Depends(get_services)]) -> InterruptService:
+    return services.interrupts
 
 
 def get_registry(request: Request) -> GraphRegistry:
-    return get_services(request).registry
+    services: Services = request.app.state.services
+    return services.registry
 
 
 def get_metrics(request: Request) -> ApiMetrics:

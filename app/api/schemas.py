@@ -18,7 +18,18 @@ from app.services.views import CheckpointItem, InterruptItem, PendingInterrupt, 
 ThreadStatusName = Literal["queued", "running", "interrupted", "completed", "failed", "cancelled"]
 InterruptStatusName = Literal["pending", "answered", "expired", "cancelled"]
 ThreadId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s/?#]+$")]
-AnsweredBy = Annotated[str, Field(min_length=1, max_length=200)]
+AnsweredBy = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "Who answers, for the audit trail. Recorded only while the service runs without "
+            "API keys; with keys, the answering key's name is recorded instead."
+        ),
+    ),
+]
 
 
 class _Request(BaseModel):
@@ -51,7 +62,7 @@ class ResumeThreadRequest(_Request):
     values: dict[str, JsonValue] | None = Field(
         default=None, description="Answers by interrupt id; some or all of the pending ones."
     )
-    answered_by: AnsweredBy | None = Field(default=None, description="Who answers (for audit).")
+    answered_by: AnsweredBy = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ResumeThreadRequest:
@@ -68,7 +79,7 @@ class ResumeInterruptRequest(_Request):
     """Answer one interrupt."""
 
     value: JsonValue = Field(description="The answer.")
-    answered_by: AnsweredBy | None = Field(default=None, description="Who answers (for audit).")
+    answered_by: AnsweredBy = None
 
 
 class ThreadInterruptResponse(BaseModel):
@@ -165,11 +176,15 @@ class InterruptResponse(BaseModel):
 
 
 class InterruptDetailResponse(InterruptResponse):
-    """One interrupt, with who answered it, when, and what."""
+    """One interrupt; once answered, the audit trail: what, who (the API key's name), when
+    (the database clock) and the id of the request that answered it."""
 
     answer: Any = None
     answered_by: str | None = None
     answered_at: datetime | None = None
+    request_id: str | None = Field(
+        default=None, description="X-Request-ID of the request that answered it."
+    )
 
     @classmethod
     def from_record(cls, i: InterruptItem) -> InterruptDetailResponse:
@@ -179,6 +194,7 @@ class InterruptDetailResponse(InterruptResponse):
                 "answer": i.answer,
                 "answered_by": i.answered_by,
                 "answered_at": i.answered_at,
+                "request_id": i.request_id,
             }
         )
 

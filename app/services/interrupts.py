@@ -7,20 +7,21 @@ row lock and then match no row; SQLite serializes the write transactions. Either
 answer is stored and queued (202), the other gets 409, and the graph sees one answer. Everything
 that can be checked (the thread, which interrupts are pending, the answers' schemas) is checked
 before that UPDATE, so a bad request changes nothing.
+
+The answer is recorded for audit with it: who (``answered_by``: the API key's name), when
+(``answered_at``, the database clock) and from which request (``request_id``). A service
+`scoped` to a tenant lists, shows and answers only that tenant's interrupts (any other id is
+"not found").
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.tables import InterruptRow, ThreadRow, utcnow
@@ -34,9 +35,11 @@ from app.errors import (
     ThreadNotInterruptedError,
 )
 from app.services import pagination
+from app.services.answer_schemas import schema_errors
 from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
-from app.services.threads import RunQueuePort, load_thread
+from app.services.thread_rows import load_thread, tenant_filter, tenant_scope
+from app.services.threads import RunQueuePort
 from app.services.transactions import read_tx, run_write
 from app.services.views import (
     InterruptItem,
@@ -96,33 +99,6 @@ MARK_QUEUED = (
 )
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: bytes) -> Any:
-    schema = orjson.loads(schema_json)
-    cls = validator_for(schema, default=Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
-def schema_errors(interrupt_id: str, schema: Any, answer: Any) -> list[dict[str, Any]]:
-    """Why ``answer`` fails ``schema`` (empty when it fits, or when there is no usable schema)."""
-    if not isinstance(schema, dict) or not schema:
-        return []
-    try:
-        validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
-    except SchemaError:
-        return []  # the graph declared a broken schema; the engine validates again anyway
-    return [
-        {
-            "interrupt_id": interrupt_id,
-            "loc": ["value", *(str(p) for p in error.absolute_path)],
-            "msg": error.message,
-            "type": str(error.validator),
-        }
-        for error in sorted(validator.iter_errors(answer), key=lambda e: list(e.absolute_path))
-    ]
-
-
 def _item(row: Any) -> InterruptItem:
     return InterruptItem(
         id=row.id,
@@ -137,6 +113,7 @@ def _item(row: Any) -> InterruptItem:
         answer=row.answer,
         answered_by=row.answered_by,
         answered_at=row.answered_at,
+        request_id=row.request_id,
     )
 
 
@@ -144,12 +121,28 @@ class InterruptService:
     """The inbox and the resume use cases."""
 
     def __init__(
-        self, engine: AsyncEngine, queue: RunQueuePort, events: EventLog | None = None
+        self,
+        engine: AsyncEngine,
+        queue: RunQueuePort,
+        events: EventLog | None = None,
+        *,
+        tenant: str | None = None,
     ) -> None:
         self.engine = engine
         self.queue = queue
         self.events = events
         self.dialect = engine.dialect.name
+        #: The tenant this service acts for (None: every tenant).
+        self.tenant = tenant
+
+    def scoped(self, tenant: str | None) -> InterruptService:
+        """This service acting for ``tenant`` (a cheap copy sharing engine and queue)."""
+        clone = copy.copy(self)
+        clone.tenant = tenant
+        return clone
+
+    def _visible(self) -> list[sa.ColumnElement[bool]]:
+        return tenant_filter(InterruptRow.tenant, self.tenant)
 
     async def list(
         self,
@@ -165,7 +158,7 @@ class InterruptService:
     ) -> Page[InterruptItem]:
         """One row per interrupt across all threads, newest first."""
         pagination.check_limit(limit)
-        conditions: list[sa.ColumnElement[bool]] = [InterruptRow.status == status]
+        conditions = [*self._visible(), InterruptRow.status == status]
         if graph is not None:
             conditions.append(InterruptRow.graph == graph)
         if node is not None:
@@ -205,7 +198,7 @@ class InterruptService:
             row = (
                 await conn.execute(
                     sa.select(*InterruptRow.__table__.columns).where(
-                        InterruptRow.id == interrupt_id
+                        InterruptRow.id == interrupt_id, *self._visible()
                     )
                 )
             ).first()
@@ -236,12 +229,16 @@ class InterruptService:
             "bare": value is not MISSING,
             "answered_by": answered_by,
         }
-        ikey = IdempotencyKey.build(f"POST /threads/{thread_id}/resume", idempotency_key, request)
+        scope = tenant_scope(f"POST /threads/{thread_id}/resume", self.tenant)
+        ikey = IdempotencyKey.build(scope, idempotency_key, request)
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
             exists = (
                 await conn.execute(
-                    sa.select(ThreadRow.status).where(ThreadRow.thread_id == thread_id)
+                    sa.select(ThreadRow.status).where(
+                        ThreadRow.thread_id == thread_id,
+                        *tenant_filter(ThreadRow.tenant, self.tenant),
+                    )
                 )
             ).first()
             if exists is None:
@@ -297,7 +294,9 @@ class InterruptService:
         """Answer one interrupt by its id (same rules as a thread resume)."""
         request = {"value": value, "answered_by": answered_by}
         ikey = IdempotencyKey.build(
-            f"POST /interrupts/{interrupt_id}/resume", idempotency_key, request
+            tenant_scope(f"POST /interrupts/{interrupt_id}/resume", self.tenant),
+            idempotency_key,
+            request,
         )
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
@@ -308,7 +307,7 @@ class InterruptService:
                         InterruptRow.status,
                         InterruptRow.schema,
                         InterruptRow.answered_at,
-                    ).where(InterruptRow.id == interrupt_id)
+                    ).where(InterruptRow.id == interrupt_id, *self._visible())
                 )
             ).first()
             if row is None:

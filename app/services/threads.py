@@ -2,51 +2,56 @@
 
 Every write is one short transaction that also queues the run it implies (``RunQueue.enqueue`` in
 the caller's transaction), so a thread is never created without its first run, and a crash never
-leaves half of a use case behind. Reads take a connection only for the query itself: waiting
-(``?wait=true``) polls with sleeps in between, holding no connection while asleep.
+leaves half of a use case behind. Reads take a connection only for the query itself; waiting
+(``?wait=true``, `app.services.waiting`) holds none while asleep.
+
+Tenants: a service `scoped` to a tenant creates threads of that tenant and finds only those (any
+other thread is "not found", so ids do not leak); the unscoped service (operators, workers) sees
+every thread. Lists filter in SQL, on the ``(tenant, status, created_at)`` index.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-import time
+import copy
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.serde import encode as serde_encode
 from app.db.tables import CheckpointRow, CheckpointWriteRow, InterruptRow, RunRow, ThreadRow, utcnow
-from app.errors import ConflictError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
+from app.errors import ConflictError, ThreadBusyError, ThreadNotFoundError
 from app.graphs.registry import GraphRegistry
 from app.services import pagination
 from app.services.events import EventLog, thread_cancelled
 from app.services.history import load_history
 from app.services.idempotency import IdempotencyKey
+from app.services.settle_watch import SettleWatch
+from app.services.thread_rows import (
+    THREAD_COLUMNS,
+    load_thread,
+    load_threads,
+    metadata_filter,
+    tenant_filter,
+    tenant_scope,
+)
 from app.services.transactions import read_tx, run_write
 from app.services.views import (
-    SETTLED,
     TERMINAL,
     CheckpointItem,
     InterruptStatus,
     Outcome,
     Page,
-    PendingInterrupt,
     Thread,
     ThreadStatus,
     thread_from_json,
     thread_to_json,
 )
-
-METADATA_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-ACTIVE_RUN = ("queued", "running")
+from app.services.waiting import wait_until_settled
 
 
 class RunQueuePort(Protocol):
@@ -56,47 +61,7 @@ class RunQueuePort(Protocol):
 
 
 class ThreadExistsError(ConflictError):
-    """A thread with this id exists for another graph."""
-
-
-#: What a Thread record is read from (the ORM attribute names, used through Core).
-THREAD_COLUMNS = (
-    ThreadRow.thread_id,
-    ThreadRow.graph,
-    ThreadRow.status,
-    ThreadRow.values,
-    ThreadRow.next,
-    ThreadRow.metadata_.label("metadata_"),
-    ThreadRow.error,
-    ThreadRow.created_at,
-    ThreadRow.updated_at,
-)
-
-# Pending interrupts of some threads, oldest first (the order they were asked in).
-SELECT_PENDING = (
-    sa.select(
-        InterruptRow.id,
-        InterruptRow.thread_id,
-        InterruptRow.value,
-        InterruptRow.node,
-        InterruptRow.created_at,
-        InterruptRow.schema,
-        InterruptRow.expires_at,
-    )
-    .where(
-        InterruptRow.thread_id.in_(sa.bindparam("thread_ids", expanding=True)),
-        InterruptRow.status == InterruptStatus.PENDING.value,
-    )
-    .order_by(InterruptRow.created_at, InterruptRow.id)
-)
-
-# Is the thread settled? Its status and whether a run is still queued or running.
-SELECT_PROGRESS = sa.select(
-    ThreadRow.status,
-    sa.exists()
-    .where(RunRow.thread_id == ThreadRow.thread_id, RunRow.status.in_(ACTIVE_RUN))
-    .label("active"),
-).where(ThreadRow.thread_id == sa.bindparam("thread_id"))
+    """A thread with this id exists for another graph, or for another tenant."""
 
 
 def _insert(conn: AsyncConnection) -> Any:
@@ -108,77 +73,16 @@ def stored_input(value: Any) -> Any:
     return serde_encode(value)
 
 
-async def load_threads(conn: AsyncConnection, rows: Sequence[Any]) -> list[Thread]:
-    """Thread records for thread rows, with their pending interrupts (one extra query)."""
-    if not rows:
-        return []
-    pending: dict[str, list[PendingInterrupt]] = {}
-    result = await conn.execute(SELECT_PENDING, {"thread_ids": [r.thread_id for r in rows]})
-    for i in result:
-        pending.setdefault(i.thread_id, []).append(
-            PendingInterrupt(
-                id=i.id,
-                value=i.value,
-                node=i.node,
-                created_at=i.created_at,
-                schema=i.schema,
-                expires_at=i.expires_at,
-            )
+async def _check_owner(conn: AsyncConnection, thread_id: str, tenant: str) -> None:
+    """A tenant asked for an id that exists: fine if the thread is its own, a conflict otherwise
+    (saying nothing about the other thread; ids are one namespace, so the id is taken)."""
+    owner = (
+        await conn.execute(sa.select(ThreadRow.tenant).where(ThreadRow.thread_id == thread_id))
+    ).scalar_one()
+    if owner != tenant:
+        raise ThreadExistsError(
+            f"The thread id {thread_id!r} is taken; choose another.", thread_id=thread_id
         )
-    return [
-        Thread(
-            thread_id=r.thread_id,
-            graph=r.graph,
-            status=r.status,
-            values=r.values,
-            next=list(r.next or []),
-            interrupts=pending.get(r.thread_id, []),
-            metadata=dict(r.metadata_ or {}),
-            error=r.error,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ]
-
-
-async def load_thread(conn: AsyncConnection, thread_id: str) -> Thread:
-    row = (
-        await conn.execute(sa.select(*THREAD_COLUMNS).where(ThreadRow.thread_id == thread_id))
-    ).first()
-    if row is None:
-        raise ThreadNotFoundError(f"Thread {thread_id!r} does not exist.", thread_id=thread_id)
-    (thread,) = await load_threads(conn, [row])
-    return thread
-
-
-def _metadata_filter(conn_dialect: str, key: str, value: str) -> sa.ColumnElement[bool]:
-    """``metadata.<key>=value``: the string, or the JSON scalar it spells (``1``, ``true``)."""
-    if not METADATA_KEY.match(key):
-        raise InvalidInputError(
-            "Metadata filter keys may use letters, digits, '_' and '-' (at most 64).", key=key
-        )
-    candidates: list[Any] = [value]
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        parsed = value
-    if parsed is None or isinstance(parsed, bool | int | float):
-        candidates.append(parsed)
-    if conn_dialect == "postgresql":
-        column = sa.type_coerce(ThreadRow.metadata_, JSONB)  # @> containment, GIN-indexed
-        return sa.or_(*(column.contains({key: c}) for c in candidates))
-    extracted = sa.func.json_extract(ThreadRow.metadata_, f'$."{key}"')
-    kind = sa.func.json_type(ThreadRow.metadata_, f'$."{key}"')
-    clauses = [sa.and_(kind == "text", extracted == value)]
-    for c in candidates[1:]:
-        if c is None:
-            clauses.append(kind == "null")
-        elif isinstance(c, bool):
-            clauses.append(kind == ("true" if c else "false"))
-        else:
-            clauses.append(sa.and_(kind.in_(["integer", "real"]), extracted == c))
-    return sa.or_(*clauses)
 
 
 class ThreadService:
@@ -192,6 +96,7 @@ class ThreadService:
         *,
         wait_max_seconds: float = 30.0,
         events: EventLog | None = None,
+        tenant: str | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -199,6 +104,16 @@ class ThreadService:
         self.events = events
         self.wait_max_seconds = wait_max_seconds
         self.dialect = engine.dialect.name
+        #: The tenant this service acts for (None: every tenant; new threads have none).
+        self.tenant = tenant
+        #: Wakes waits when runs settle (PostgreSQL; SQLite waits poll). Shared by scoped copies.
+        self.settle_watch = SettleWatch(engine) if self.dialect == "postgresql" else None
+
+    def scoped(self, tenant: str | None) -> ThreadService:
+        """This service acting for ``tenant`` (a cheap copy sharing engine, queue and graphs)."""
+        clone = copy.copy(self)
+        clone.tenant = tenant
+        return clone
 
     async def start(
         self,
@@ -219,9 +134,12 @@ class ThreadService:
             "metadata": metadata,
             "webhook": webhook,
         }
-        ikey = IdempotencyKey.build("POST /threads", idempotency_key, request)
+        ikey = IdempotencyKey.build(
+            tenant_scope("POST /threads", self.tenant), idempotency_key, request
+        )
         new_id = thread_id or str(uuid.uuid4())
         tagged_input = stored_input(input)
+        tenant = self.tenant
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
             inserted = (
@@ -229,6 +147,7 @@ class ThreadService:
                     _insert(conn)(ThreadRow)
                     .values(
                         thread_id=new_id,
+                        tenant=tenant,
                         graph=graph,
                         status=ThreadStatus.QUEUED.value,
                         input=tagged_input,
@@ -244,6 +163,8 @@ class ThreadService:
                 await self.queue.enqueue(
                     conn, new_id
                 )  # same transaction: never a thread without its run
+            elif tenant is not None:
+                await _check_owner(conn, new_id, tenant)
             thread = await load_thread(conn, new_id)
             if inserted is None and thread.graph != graph:
                 raise ThreadExistsError(
@@ -260,7 +181,7 @@ class ThreadService:
 
     async def get(self, thread_id: str) -> Thread:
         async with read_tx(self.engine) as conn:
-            return await load_thread(conn, thread_id)
+            return await load_thread(conn, thread_id, tenant=self.tenant)
 
     async def list(
         self,
@@ -273,13 +194,13 @@ class ThreadService:
     ) -> Page[Thread]:
         """Threads newest first, filtered; ``status=interrupted`` is the humans' to-do list."""
         pagination.check_limit(limit)
-        conditions: list[sa.ColumnElement[bool]] = []
+        conditions = tenant_filter(ThreadRow.tenant, self.tenant)
         if status is not None:
             conditions.append(ThreadRow.status == status)
         if graph is not None:
             conditions.append(ThreadRow.graph == graph)
         for key, value in (metadata or {}).items():
-            conditions.append(_metadata_filter(self.dialect, key, value))
+            conditions.append(metadata_filter(self.dialect, key, value))
         if cursor:
             conditions.append(
                 pagination.after_cursor(
@@ -304,26 +225,33 @@ class ThreadService:
             next_cursor = pagination.encode_cursor(last.position, last.thread_id)
         return Page(threads, next_cursor)
 
-    async def wait(self, thread_id: str, seconds: float | None = None) -> Thread:
+    async def wait(
+        self,
+        thread_id: str,
+        seconds: float | None = None,
+        *,
+        look_first: bool = True,
+    ) -> Thread:
         """The thread once no run of it is queued or running, or as it is when time runs out.
 
-        Polls with growing sleeps (2 ms, x1.5, up to 50 ms) and holds no connection while asleep.
+        On PostgreSQL the settle watch wakes the wait when the run settles; the thread is
+        polled as well. ``look_first=False``: the caller has just queued the run itself, so
+        the first look waits for the watch (`app.services.waiting`).
         """
         bound = self.wait_max_seconds if seconds is None else min(seconds, self.wait_max_seconds)
-        deadline = time.monotonic() + max(bound, 0.0)
-        delay = 0.002
-        while True:
-            async with read_tx(self.engine) as conn:
-                row = (await conn.execute(SELECT_PROGRESS, {"thread_id": thread_id})).first()
-                if row is None:
-                    raise ThreadNotFoundError(
-                        f"Thread {thread_id!r} does not exist.", thread_id=thread_id
-                    )
-                settled = not row.active and row.status in {*SETTLED, ThreadStatus.CANCELLED}
-                if settled or time.monotonic() >= deadline:
-                    return await load_thread(conn, thread_id)
-            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-            delay = min(delay * 1.5, 0.05)
+        if self.settle_watch is None:
+            return await wait_until_settled(
+                self.engine, thread_id, tenant=self.tenant, seconds=bound, signal=None
+            )
+        with self.settle_watch.watch(thread_id) as signal:
+            return await wait_until_settled(
+                self.engine,
+                thread_id,
+                tenant=self.tenant,
+                seconds=bound,
+                signal=signal,
+                look_first=look_first,
+            )
 
     async def cancel(self, thread_id: str) -> Thread:
         """Stop a thread: pending questions are withdrawn and a queued run is dropped.
@@ -332,7 +260,7 @@ class ThreadService:
         """
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
-            thread = await load_thread(conn, thread_id)
+            thread = await load_thread(conn, thread_id, tenant=self.tenant)
             if thread.status in TERMINAL:
                 raise ThreadBusyError(
                     f"Thread {thread_id!r} is already {thread.status}; it cannot be cancelled.",
@@ -383,7 +311,10 @@ class ThreadService:
             gone = (
                 await conn.execute(
                     sa.delete(ThreadRow)
-                    .where(ThreadRow.thread_id == thread_id)
+                    .where(
+                        ThreadRow.thread_id == thread_id,
+                        *tenant_filter(ThreadRow.tenant, self.tenant),
+                    )
                     .returning(ThreadRow.thread_id)
                 )
             ).first()
@@ -405,5 +336,5 @@ class ThreadService:
     ) -> Page[CheckpointItem]:
         """The thread's checkpoints, newest first; the cursor is a checkpoint id."""
         pagination.check_limit(limit)
-        await self.get(thread_id)  # 404 for an unknown thread, not an empty history
+        await self.get(thread_id)  # 404 for an unknown (or another tenant's) thread
         return await load_history(self.engine, thread_id, limit=limit, before=cursor)

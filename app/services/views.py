@@ -82,6 +82,7 @@ class InterruptItem:
     answer: Any = None
     answered_by: str | None = None
     answered_at: datetime | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""The inbox: interrupts across all threads, one interrupt, and answering one by its id."""
+"""The inbox: interrupts across all threads, one interrupt, and answering one by its id.
+
+The interrupt service comes scoped to the caller's tenant (`app.api.deps`): a tenant's key
+lists only its own interrupts and gets 404 for any other.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from app.api.deps import (
     InterruptServiceDep,
     LimitQuery,
     MetricsDep,
+    PrincipalDep,
     RequestIdDep,
     ThreadServiceDep,
     WaitQuery,
@@ -64,7 +69,7 @@ async def list_interrupts(
 async def get_interrupt(
     interrupt_id: str, interrupts: InterruptServiceDep
 ) -> InterruptDetailResponse:
-    """One interrupt; once answered, also who answered, when, and the answer."""
+    """One interrupt; once answered, also who answered, when, from which request, and what."""
     return InterruptDetailResponse.from_record(await interrupts.get(interrupt_id))
 
 
@@ -80,6 +85,7 @@ async def resume_interrupt(
     interrupts: InterruptServiceDep,
     threads: ThreadServiceDep,
     metrics: MetricsDep,
+    principal: PrincipalDep,
     request_id: RequestIdDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wait: WaitQuery = False,
@@ -89,12 +95,12 @@ async def resume_interrupt(
         outcome = await interrupts.resume_interrupt(
             interrupt_id,
             body.value,
-            answered_by=body.answered_by,
+            answered_by=principal.audit_name(body.answered_by),
             request_id=request_id,
             idempotency_key=idempotency_key,
         )
     thread = outcome.value
     if wait and not outcome.replayed:
-        thread = await threads.wait(thread.thread_id)
+        thread = await threads.wait(thread.thread_id, look_first=False)  # just queued
     response.status_code = outcome.status_code
     return ThreadResponse.from_record(thread)

@@ -1,4 +1,8 @@
-"""Threads: start, read, list, answer, wait, cancel, delete, history."""
+"""Threads: start, read, list, answer, wait, cancel, delete, history.
+
+The thread service comes scoped to the caller's tenant (`app.api.deps`): a tenant's key starts
+threads of that tenant and gets 404 for any other thread.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from app.api.deps import (
     InterruptServiceDep,
     LimitQuery,
     MetricsDep,
+    PrincipalDep,
     RequestIdDep,
     ThreadServiceDep,
     WaitQuery,
@@ -65,7 +70,7 @@ async def create_thread(
         metrics.threads_started.labels(body.graph).inc()
     thread = outcome.value
     if wait and not outcome.replayed:
-        thread = await threads.wait(thread.thread_id)
+        thread = await threads.wait(thread.thread_id, look_first=not outcome.created)
     response.status_code = outcome.status_code
     response.headers["Location"] = f"/threads/{thread.thread_id}"
     return ThreadResponse.from_record(thread)
@@ -127,23 +132,27 @@ async def resume_thread(
     interrupts: InterruptServiceDep,
     threads: ThreadServiceDep,
     metrics: MetricsDep,
+    principal: PrincipalDep,
     request_id: RequestIdDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wait: WaitQuery = False,
 ) -> ThreadResponse:
-    """Answer the thread: ``{"value": v}`` (one pending) or ``{"values": {id: v, ...}}``."""
+    """Answer the thread: ``{"value": v}`` (one pending) or ``{"values": {id: v, ...}}``.
+
+    The answer is recorded with the key's name (``answered_by``), the time and the request id.
+    """
     with metrics.count_resume():
         outcome = await interrupts.resume_thread(
             thread_id,
             value=body.value if "value" in body.model_fields_set else MISSING,
             values=body.values if "values" in body.model_fields_set else None,
-            answered_by=body.answered_by,
+            answered_by=principal.audit_name(body.answered_by),
             request_id=request_id,
             idempotency_key=idempotency_key,
         )
     thread = outcome.value
     if wait and not outcome.replayed:
-        thread = await threads.wait(thread_id)
+        thread = await threads.wait(thread_id, look_first=False)  # just queued
     response.status_code = outcome.status_code
     return ThreadResponse.from_record(thread)
 

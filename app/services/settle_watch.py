@@ -1,0 +1,160 @@
+"""Wakes ``?wait=true`` waiters as soon as their thread's run settles (PostgreSQL).
+
+A worker records ``thread.completed``, ``thread.failed`` or ``interrupt.created`` in the
+transaction that settles a run, and PostgreSQL sends NOTIFY ``hitl_events`` at its commit,
+whichever machine the worker runs on. One watch per process LISTENs on that channel (a dedicated
+connection, opened on the first wait and closed after ``idle_seconds`` without waiters or when
+the engine is disposed). On each notification it asks, in one query, which of the threads being
+waited for have settled, and wakes their waiters; they then read the thread themselves.
+
+Why not the SSE broadcaster, which follows the same channel: it reads the event log, with the
+transaction snapshot, after every subscription and every event, and on a small machine that work
+slowed the very run a waiter waits for as much as waking on the event saved. A notification
+lost while the connection is down, or a run that settles without an event, is caught by the
+waiter's own polling (`app.services.waiting`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.listen import PgListener
+from app.db.tables import RunRow, ThreadRow
+from app.queue.listener import asyncpg_dsn
+from app.services.events import EVENTS_CHANNEL
+from app.services.transactions import read_tx
+from app.services.views import SETTLED, ThreadStatus
+
+__all__ = ["SettleWatch", "Watch"]
+
+logger = logging.getLogger(__name__)
+
+DONE = sorted({*SETTLED, ThreadStatus.CANCELLED})
+ACTIVE_RUN = ("queued", "running")
+
+#: Which of these threads have settled: a settled status and no run queued or running.
+SETTLED_AMONG = sa.select(ThreadRow.thread_id).where(
+    ThreadRow.thread_id.in_(sa.bindparam("ids", expanding=True)),
+    ThreadRow.status.in_(DONE),
+    ~sa.exists().where(RunRow.thread_id == ThreadRow.thread_id, RunRow.status.in_(ACTIVE_RUN)),
+)
+
+
+class Watch:
+    """One waiter's `SettleSignal`: fires when a look finds its thread settled."""
+
+    def __init__(self, thread_id: str) -> None:
+        self.thread_id = thread_id
+        self.fired = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.fired.wait()
+        self.fired.clear()
+
+
+class SettleWatch:
+    """The waiters of one process (one database), woken by NOTIFY ``hitl_events``."""
+
+    def __init__(self, engine: AsyncEngine, *, idle_seconds: float = 60.0) -> None:
+        self.engine = engine
+        self.idle_seconds = idle_seconds
+        self._watches: dict[str, set[Watch]] = {}
+        self._listener: PgListener | None = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._look_task: asyncio.Task[None] | None = None
+        self._look_again = False
+        self._idle: asyncio.TimerHandle | None = None
+        sa.event.listen(engine.sync_engine, "engine_disposed", self._on_disposed)
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and self._listener.listening.is_set()
+
+    @contextlib.contextmanager
+    def watch(self, thread_id: str) -> Iterator[Watch]:
+        """A signal for ``thread_id`` while the block runs (starts listening if needed)."""
+        self._start()
+        watch = Watch(thread_id)
+        self._watches.setdefault(thread_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            watches = self._watches.get(thread_id)
+            if watches is not None:
+                watches.discard(watch)
+                if not watches:
+                    del self._watches[thread_id]
+            if not self._watches:
+                self._schedule_idle_stop()
+
+    def _start(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._listen_task is None or self._listen_task.done():
+            self._listener = PgListener(
+                asyncpg_dsn(self.engine.url), EVENTS_CHANNEL, self._notified
+            )
+            self._listen_task = asyncio.create_task(
+                self._listener.run(), name="hitl-settle-watch-listen"
+            )
+
+    def _schedule_idle_stop(self) -> None:
+        if self._idle is None:
+            loop = asyncio.get_running_loop()
+            self._idle = loop.call_later(self.idle_seconds, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        self._idle = None
+        if not self._watches:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop listening (the next wait starts again)."""
+        for task in (self._listen_task, self._look_task):
+            if task is not None:
+                task.cancel()
+        self._listen_task = self._look_task = None
+        self._listener = None
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _on_disposed(self, _engine: Any) -> None:
+        self.stop()
+
+    def _notified(self, _payload: str | None) -> None:
+        """Something was recorded (or the connection is new): look, once per burst."""
+        if not self._watches:
+            return
+        if self._look_task is not None and not self._look_task.done():
+            self._look_again = True
+            return
+        self._look_task = asyncio.create_task(self._look(), name="hitl-settle-watch-look")
+
+    async def _look(self) -> None:
+        while True:
+            self._look_again = False
+            ids = list(self._watches)
+            if not ids:
+                return
+            try:
+                async with read_tx(self.engine) as conn:
+                    settled = list((await conn.execute(SETTLED_AMONG, {"ids": ids})).scalars())
+            except Exception as exc:  # the waiters poll meanwhile
+                logger.warning("settle watch: cannot look (%s: %s)", type(exc).__name__, exc)
+                return
+            for thread_id in settled:
+                for watch in self._watches.get(thread_id, ()):
+                    watch.fired.set()
+            if not self._look_again:
+                return
