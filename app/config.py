@@ -68,9 +68,10 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
         label, sep, secret = entry.partition("=")
         if not sep:
             label, secret = f"key-{position}", entry
-        name, _, tenant = label.partition(":")
+        name, colon, tenant = label.partition(":")
         where = f"HITL_API_KEYS entry {position}"
-        if not API_KEY_LABEL.match(name) or (tenant and not API_KEY_LABEL.match(tenant)):
+        # "name:" with no tenant is refused, not read as an operator key (which sees all).
+        if not API_KEY_LABEL.match(name) or (colon and not API_KEY_LABEL.match(tenant)):
             raise ValueError(
                 f"{where}: write KEY, NAME=KEY or NAME:TENANT=KEY; names and tenants use "
                 "letters, digits, '_', '.' and '-' (at most 64)"

@@ -1,0 +1,142 @@
+"""``?wait=true`` answers when the run settles: on PostgreSQL the settle watch wakes it on the
+worker's NOTIFY (polling is only the fallback), and no connection is held while waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.api.app import create_app
+from app.db.engine import create_engine
+from app.db.tables import RunRow, ThreadRow
+from app.queue import RunQueue
+from app.services import waiting
+from app.services.settle_watch import SettleWatch
+from app.services.threads import ThreadService
+from tests.api.conftest import make_registry, make_settings
+
+#: Generous: a loaded CI machine; without the notification these waits would take 30 s.
+PROMPT = 5.0
+
+
+@pytest.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(pg_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def test_waits_wake_on_the_settle_notification(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(waiting, "POLL_WITH_SIGNAL", (30.0, 1.0, 30.0))  # no polling to speak of
+    app: FastAPI = create_app(
+        make_settings(pg_url, wait_max_seconds=60.0), embedded_worker=True, registry=make_registry()
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+            for _ in range(3):
+                began = time.monotonic()
+                started = await client.post(
+                    "/threads", params={"wait": "true"}, json={"graph": "approval"}
+                )
+                assert started.json()["status"] == "interrupted", started.text
+                question = started.json()["interrupts"][0]["id"]
+                resumed = await client.post(
+                    f"/interrupts/{question}/resume", params={"wait": "true"}, json={"value": "y"}
+                )
+                assert resumed.json()["status"] == "completed", resumed.text
+                assert time.monotonic() - began < PROMPT
+
+
+async def test_wait_returns_promptly_on_both_databases(db_url: str) -> None:
+    app: FastAPI = create_app(make_settings(db_url), embedded_worker=True, registry=make_registry())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+            durations = []
+            for _ in range(5):
+                tid = (
+                    await client.post(
+                        "/threads", params={"wait": "true"}, json={"graph": "approval"}
+                    )
+                ).json()["thread_id"]
+                began = time.monotonic()
+                resumed = await client.post(
+                    f"/threads/{tid}/resume", params={"wait": "true"}, json={"value": "y"}
+                )
+                durations.append(time.monotonic() - began)
+                assert resumed.json()["status"] == "completed"
+    assert sorted(durations)[2] < 1.0, durations
+
+
+async def _queued_thread(engine: AsyncEngine) -> tuple[ThreadService, str]:
+    """A thread whose first run is queued, with no worker to run it."""
+    threads = ThreadService(engine, make_registry(), RunQueue(engine), wait_max_seconds=30.0)
+    outcome = await threads.start("approval", None)
+    return threads, outcome.value.thread_id
+
+
+async def _settle_quietly(engine: AsyncEngine, thread_id: str) -> None:
+    """Settle the thread the way no worker would: no event, no NOTIFY."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(RunRow).where(RunRow.thread_id == thread_id).values(status="cancelled")
+        )
+        await conn.execute(
+            sa.update(ThreadRow).where(ThreadRow.thread_id == thread_id).values(status="completed")
+        )
+
+
+async def test_a_silent_settle_is_found_by_polling_and_no_connection_is_held(
+    pg_engine: AsyncEngine,
+) -> None:
+    threads, thread_id = await _queued_thread(pg_engine)
+    waiter = asyncio.create_task(threads.wait(thread_id, look_first=False))
+    held = []
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        held.append(pg_engine.pool.checkedout())  # type: ignore[attr-defined]
+    assert not waiter.done()
+    assert held.count(0) >= 15, held  # only the brief looks take a connection
+    await _settle_quietly(pg_engine, thread_id)
+    thread = await asyncio.wait_for(waiter, PROMPT)
+    assert thread.status == "completed"
+
+
+async def test_the_bound_ends_the_wait(db_engine: AsyncEngine) -> None:
+    threads, thread_id = await _queued_thread(db_engine)
+    began = time.monotonic()
+    thread = await threads.wait(thread_id, seconds=0.3)
+    assert thread.status == "queued"
+    assert 0.3 <= time.monotonic() - began < PROMPT
+
+
+async def test_the_watch_listens_only_while_needed(pg_engine: AsyncEngine) -> None:
+    watch = SettleWatch(pg_engine, idle_seconds=0.1)
+    with watch.watch("some-thread"):
+        for _ in range(500):
+            if watch.listening:
+                break
+            await asyncio.sleep(0.01)
+        assert watch.listening
+    await asyncio.sleep(0.4)
+    assert not watch.listening  # idle: the LISTEN connection is closed
+    with watch.watch("some-thread"):
+        await asyncio.sleep(0)
+        task = watch._listen_task
+        assert task is not None
+        await pg_engine.dispose()  # the application shuts down
+        assert watch._listen_task is None
+        await asyncio.sleep(0.05)
+        assert task.cancelled() or task.done()
