@@ -37,6 +37,11 @@ GRAPHS = "approval=app.graphs.approval:graph"
 TARGET_RATIO = 0.90
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many senders at once: no refused connections
+    daemon_threads = True
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1 answering 204 to every POST; counts what it got."""
 
@@ -46,18 +51,20 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with lock:
                     outer.received += 1
                 self.send_response(204)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -75,7 +82,7 @@ async def delivery_counts(db_url: str) -> dict[str, int]:
     return {r["status"]: int(r["count"]) for r in rows}
 
 
-async def drained(db_url: str, seconds: float = 60.0) -> dict[str, int]:
+async def drained(db_url: str, seconds: float = 120.0) -> dict[str, int]:
     """Wait until no delivery is pending (or ``seconds`` passed); the final counts."""
     deadline = time.monotonic() + seconds
     while True:
@@ -121,8 +128,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         receiver.close()
     off, on = median(runs["off"]), median(runs["on"])
-    expected = sum(r["cycles"] * 3 for r in runs["on"])  # created, resolved, completed
+    # At least created, resolved, completed per finished cycle (unfinished ones add some).
+    expected = sum(r["cycles"] * 3 for r in runs["on"])
     delivered = sum(r.get("deliveries", {}).get("delivered", 0) for r in runs["on"])
+    undelivered = sum(
+        n for r in runs["on"] for k, n in r.get("deliveries", {}).items() if k != "delivered"
+    )
     ratio = round(on / off, 3) if on and off else None
     return {
         "benchmark": "webhooks",
@@ -137,8 +148,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "webhooks": {
             "events_expected": expected,
             "delivered": delivered,
+            "not_delivered": undelivered,
             "received_by_receiver": receiver.received,
-            "all_delivered": delivered == expected and receiver.received >= expected,
+            "all_delivered": undelivered == 0 and receiver.received >= delivered >= expected,
         },
         "runs": runs,
     }

@@ -87,18 +87,37 @@ _DUE = (
     .with_for_update(skip_locked=True)
 )
 
-#: Claim: push the due rows' next attempt past the lease; they are ours until then.
-CLAIM = (
-    sa.update(D)
-    .where(D.id.in_(_DUE.scalar_subquery()), D.status == DeliveryStatus.PENDING.value)
-    .values(next_attempt_at=seconds_from_now(sa.bindparam("lease", type_=sa.Float)))
-    .returning(D.id, D.url, D.attempts, D.event_id)
+_LEASE = seconds_from_now(sa.bindparam("lease", type_=sa.Float))
+_CLAIMABLE = (D.id.in_(_DUE.scalar_subquery()), D.status == DeliveryStatus.PENDING.value)
+_EVENT_COLUMNS = (
+    E.id,
+    E.tx,
+    E.event_id,
+    E.type,
+    E.thread_id,
+    E.tenant,
+    E.graph,
+    E.payload,
+    E.created_at,
 )
 
-#: The events of claimed deliveries.
-EVENTS_BY_ID = sa.select(
-    E.id, E.tx, E.event_id, E.type, E.thread_id, E.tenant, E.graph, E.payload, E.created_at
-).where(E.id.in_(sa.bindparam("ids", expanding=True)))
+#: Claim (PostgreSQL, one statement): push the due rows' next attempt past the lease (they are
+#: ours until then) and return them with their events (UPDATE ... FROM events).
+PG_CLAIM = (
+    sa.update(D)
+    .where(*_CLAIMABLE, E.id == D.event_id)
+    .values(next_attempt_at=_LEASE)
+    .returning(D.id.label("delivery_id"), D.url, D.attempts, *_EVENT_COLUMNS)
+)
+
+#: Claim (SQLite: RETURNING sees only the updated table), then read the events.
+SQLITE_CLAIM = (
+    sa.update(D)
+    .where(*_CLAIMABLE)
+    .values(next_attempt_at=_LEASE)
+    .returning(D.id.label("delivery_id"), D.url, D.attempts, D.event_id)
+)
+SQLITE_EVENTS = sa.select(*_EVENT_COLUMNS).where(E.id.in_(sa.bindparam("ids", expanding=True)))
 
 #: A 2xx arrived: delivered (even if a superseded attempt recorded a failure meanwhile).
 DELIVERED = (
@@ -147,20 +166,21 @@ class DeliveryStore:
 
     async def claim_due(self, *, limit: int, lease_seconds: float) -> list[DueDelivery]:
         """Claim up to ``limit`` due deliveries for ``lease_seconds``; one transaction."""
+        params = {"limit": limit, "lease": float(lease_seconds)}
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
-                params = {"limit": limit, "lease": float(lease_seconds)}
-                claimed = (await conn.execute(CLAIM, params)).all()
-                if not claimed:
-                    return []
-                ids = sorted({int(r.event_id) for r in claimed})
-                events = {
-                    int(r.id): stored_event(r)
-                    for r in await conn.execute(EVENTS_BY_ID, {"ids": ids})
-                }
+                if conn.dialect.name == "postgresql":
+                    rows = (await conn.execute(PG_CLAIM, params)).all()
+                    claimed = [(r, stored_event(r)) for r in rows]
+                else:
+                    rows = (await conn.execute(SQLITE_CLAIM, params)).all()
+                    ids = sorted({int(r.event_id) for r in rows})
+                    found = (await conn.execute(SQLITE_EVENTS, {"ids": ids})).all() if ids else []
+                    by_id = {int(e.id): stored_event(e) for e in found}
+                    claimed = [(r, by_id[int(r.event_id)]) for r in rows]
         return [
-            DueDelivery(int(r.id), r.url, int(r.attempts), events[int(r.event_id)])
-            for r in sorted(claimed, key=lambda r: int(r.id))
+            DueDelivery(int(r.delivery_id), r.url, int(r.attempts), event)
+            for r, event in sorted(claimed, key=lambda c: int(c[0].delivery_id))
         ]
 
     async def record(self, attempts: Sequence[Attempt]) -> None:

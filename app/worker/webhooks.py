@@ -90,7 +90,7 @@ class WebhookDispatcher:
         timeout: float = 10.0,
         concurrency: int = 8,
         poll_seconds: float = 1.0,
-        batch_delay: float = 0.05,
+        batch_delay: float = 0.1,
         listen: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
