@@ -4,8 +4,9 @@ A worker records ``thread.completed``, ``thread.failed`` or ``interrupt.created`
 transaction that settles a run, and PostgreSQL sends NOTIFY ``hitl_events`` at its commit,
 whichever machine the worker runs on. One watch per process LISTENs on that channel (a dedicated
 connection, opened on the first wait and closed after ``idle_seconds`` without waiters or when
-the engine is disposed). On each notification it asks, in one query, which of the threads being
-waited for have settled, and wakes their waiters; they then read the thread themselves.
+the engine is disposed). On each notification it wakes the waiters, who read their thread
+themselves: all of them when they are few (one round trip sooner), otherwise only those whose
+thread one query finds settled (one query per notification, however many wait).
 
 Why not the SSE broadcaster, which follows the same channel: it reads the event log, with the
 transaction snapshot, after every subscription and every event, and on a small machine that work
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 DONE = sorted({*SETTLED, ThreadStatus.CANCELLED})
 ACTIVE_RUN = ("queued", "running")
+#: Up to this many waiters, a notification wakes them all rather than looking first.
+WAKE_ALL_UP_TO = 4
 
 #: Which of these threads have settled: a settled status and no run queued or running.
 SETTLED_AMONG = sa.select(ThreadRow.thread_id).where(
@@ -135,6 +138,11 @@ class SettleWatch:
     def _notified(self, _payload: str | None) -> None:
         """Something was recorded (or the connection is new): look, once per burst."""
         if not self._watches:
+            return
+        if sum(len(w) for w in self._watches.values()) <= WAKE_ALL_UP_TO:
+            for watches in self._watches.values():
+                for watch in watches:
+                    watch.fired.set()
             return
         if self._look_task is not None and not self._look_task.done():
             self._look_again = True
