@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conformance import T1, T2, SaverConformance, make_checkpoint, writes_of
+from conformance import T1, T2, SerializingSaverConformance, make_checkpoint, writes_of
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.checkpoint.base import Checkpointer
@@ -11,7 +11,7 @@ from app.checkpoint.serde import SerializationError
 from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer, TaskWrite
 
 
-class TestBufferedOverEmptyStore(SaverConformance):
+class TestBufferedOverEmptyStore(SerializingSaverConformance):
     """Everything in the buffer: reads must see it as a saver would."""
 
     @pytest.fixture
@@ -40,7 +40,7 @@ class FlushingSaver(BufferedCheckpointer):
         await self._flushed()
 
 
-class TestBufferedFlushedEachCall(SaverConformance):
+class TestBufferedFlushedEachCall(SerializingSaverConformance):
     @pytest.fixture
     def saver(self, db_engine: AsyncEngine) -> Checkpointer:
         return FlushingSaver(SqlCheckpointer(db_engine))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import pytest
 from conformance import SaverConformance
 
+from app.checkpoint import memory
 from app.checkpoint.base import Checkpointer
-
-memory = pytest.importorskip("app.checkpoint.memory", reason="InMemorySaver not written yet")
 
 
 class TestInMemorySaver(SaverConformance):
-    serializing = False  # stores the objects themselves
-
     @pytest.fixture
     def saver(self) -> Checkpointer:
         saver: Checkpointer = memory.InMemorySaver()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conformance import T1, T2, SaverConformance, make_checkpoint, writes_of
+from conformance import T1, T2, SerializingSaverConformance, make_checkpoint, writes_of
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,9 +17,7 @@ from app.db.engine import create_engine
 from app.errors import UnavailableError
 
 
-class TestSqlCheckpointer(SaverConformance):
-    serializing = True
-
+class TestSqlCheckpointer(SerializingSaverConformance):
     @pytest.fixture
     def saver(self, db_engine: AsyncEngine) -> Checkpointer:
         return SqlCheckpointer(db_engine)

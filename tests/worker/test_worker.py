@@ -246,11 +246,10 @@ async def test_a_worker_from_settings_records_events_and_settles_deadlines(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # LISTEN/NOTIFY is PostgreSQL's
 async def test_listener_reconnects_after_its_connection_is_cut(
     db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker, trace_dir: Path
 ) -> None:
-    if db_engine.dialect.name != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite wakes in-process")
     worker = await start_worker(poll_seconds=60)  # wake-ups can only come from NOTIFY
     assert worker.listener is not None
     async with db_engine.connect() as conn:
