@@ -86,6 +86,10 @@ def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "(strftime('%Y-%m-%d %H:%M:%f', 'now'))"
 
 
+#: Partial-index predicate: only rows of a tenant are ever looked up by tenant.
+_HAS_TENANT = sa.text("tenant IS NOT NULL")
+
+
 def _created_at() -> Mapped[datetime]:
     return mapped_column(UtcDateTime(), nullable=False, server_default=utcnow())
 
@@ -128,12 +132,25 @@ class ThreadRow(Base):
         # Keyset pagination, newest first: ORDER BY created_at DESC, thread_id DESC.
         sa.Index("ix_threads_status_created", "status", "created_at", "thread_id"),
         sa.Index("ix_threads_graph_status_created", "graph", "status", "created_at", "thread_id"),
-        sa.Index("ix_threads_tenant_status_created", "tenant", "status", "created_at", "thread_id"),
-        sa.Index("ix_threads_created", "created_at", "thread_id"),
-        # Metadata filters use JSONB containment (@>); SQLite scans.
-        sa.Index("ix_threads_metadata", "metadata", postgresql_using="gin").ddl_if(
-            dialect="postgresql"
+        # A tenant's lists (tenant = :t implies tenant IS NOT NULL); untenanted rows cost nothing.
+        sa.Index(
+            "ix_threads_tenant_status_created",
+            "tenant",
+            "status",
+            "created_at",
+            "thread_id",
+            postgresql_where=_HAS_TENANT,
+            sqlite_where=_HAS_TENANT,
         ),
+        sa.Index("ix_threads_created", "created_at", "thread_id"),
+        # Metadata filters use only JSONB containment (@>): jsonb_path_ops is enough and
+        # smaller. SQLite scans.
+        sa.Index(
+            "ix_threads_metadata",
+            "metadata",
+            postgresql_using="gin",
+            postgresql_ops={"metadata": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 
@@ -247,7 +264,15 @@ class InterruptRow(Base):
         sa.Index("ix_interrupts_status_created", "status", "created_at", "id"),
         sa.Index("ix_interrupts_thread_status", "thread_id", "status"),
         sa.Index("ix_interrupts_graph_status_created", "graph", "status", "created_at", "id"),
-        sa.Index("ix_interrupts_tenant_status_created", "tenant", "status", "created_at", "id"),
+        sa.Index(
+            "ix_interrupts_tenant_status_created",
+            "tenant",
+            "status",
+            "created_at",
+            "id",
+            postgresql_where=_HAS_TENANT,
+            sqlite_where=_HAS_TENANT,
+        ),
         # Deadline sweeper: pending questions with a timeout.
         sa.Index(
             "ix_interrupts_expires",
@@ -297,7 +322,14 @@ class EventRow(Base):
         # Streams: one thread's events, all events (optionally one tenant's), in cursor order.
         sa.Index("ix_events_thread_cursor", "thread_id", "tx", "id"),
         sa.Index("ix_events_cursor", "tx", "id"),
-        sa.Index("ix_events_tenant_cursor", "tenant", "tx", "id"),
+        sa.Index(
+            "ix_events_tenant_cursor",
+            "tenant",
+            "tx",
+            "id",
+            postgresql_where=_HAS_TENANT,
+            sqlite_where=_HAS_TENANT,
+        ),
         {"sqlite_autoincrement": True},
     )
 
