@@ -51,10 +51,20 @@ def _build_worker(settings: Settings, engine: Any, registry: GraphRegistry) -> A
     return Worker.from_settings(engine, registry, settings)
 
 
-async def _start(app: FastAPI, settings: Settings, registry: GraphRegistry | None) -> Services:
+#: Pooled connections for the API's own requests (reads, writes, ``?wait=true`` looks).
+API_POOL = 16
+
+
+async def _start(
+    app: FastAPI, settings: Settings, registry: GraphRegistry | None, embedded_worker: bool
+) -> Services:
     if settings.async_database_url.startswith("sqlite"):
         await aupgrade(settings.database_url)  # the embedded default: created and migrated here
-    engine = create_engine(settings.database_url)
+    # The embedded worker shares the pool: one connection per concurrent run on top of the
+    # API's. A pool too small to keep them all open closes and reopens connections (a TLS
+    # handshake each) under load, which cost more CPU than the requests themselves.
+    pool = API_POOL + (settings.worker_concurrency + 2 if embedded_worker else 0)
+    engine = create_engine(settings.database_url, pool_size=pool, max_overflow=pool)
     registry = registry or GraphRegistry.from_spec(settings.graphs)
     queue = RunQueue(engine)
     events = EventLog(public_url=settings.public_url, webhook_url=settings.webhook_url)
@@ -82,7 +92,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await _start(app, settings, registry)
+        services = await _start(app, settings, registry, embedded_worker)
         app.state.services = services
         worker_task: asyncio.Task[Any] | None = None
         if embedded_worker:

@@ -38,7 +38,13 @@ from app.services import pagination
 from app.services.answer_schemas import schema_errors
 from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
-from app.services.thread_rows import load_thread, tenant_filter, tenant_scope
+from app.services.thread_rows import (
+    THREAD_COLUMNS,
+    load_thread,
+    load_threads,
+    tenant_filter,
+    tenant_scope,
+)
 from app.services.threads import RunQueuePort
 from app.services.transactions import read_tx, run_write
 from app.services.views import (
@@ -96,6 +102,7 @@ MARK_QUEUED = (
         ThreadRow.status == ThreadStatus.INTERRUPTED.value,
     )
     .values(status=ThreadStatus.QUEUED.value, updated_at=utcnow())
+    .returning(*THREAD_COLUMNS)  # the answer's response without reading the thread back
 )
 
 
@@ -380,8 +387,11 @@ class InterruptService:
                         public_url=self.events.public_url,
                     )
                 )
-        await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})
+        queued = (await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})).first()
         await self.queue.enqueue(conn, thread_id)  # same transaction as the answers
         if self.events is not None:
             await self.events.record(conn, resolved)  # the outbox: same transaction too
-        return Outcome(await load_thread(conn, thread_id), status_code=202)
+        if queued is None:  # it was not interrupted (some answers were already in)
+            return Outcome(await load_thread(conn, thread_id), status_code=202)
+        (thread,) = await load_threads(conn, [queued])
+        return Outcome(thread, status_code=202)

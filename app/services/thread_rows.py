@@ -80,21 +80,23 @@ async def load_threads(conn: AsyncConnection, rows: Sequence[Any]) -> list[Threa
                 expires_at=i.expires_at,
             )
         )
-    return [
-        Thread(
-            thread_id=r.thread_id,
-            graph=r.graph,
-            status=r.status,
-            values=r.values,
-            next=list(r.next or []),
-            interrupts=pending.get(r.thread_id, []),
-            metadata=dict(r.metadata_ or {}),
-            error=r.error,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ]
+    return [thread_from_row(r, pending.get(r.thread_id, [])) for r in rows]
+
+
+def thread_from_row(row: Any, interrupts: list[PendingInterrupt]) -> Thread:
+    """The record of a row of `THREAD_COLUMNS` (a SELECT's or an INSERT/UPDATE's RETURNING)."""
+    return Thread(
+        thread_id=row.thread_id,
+        graph=row.graph,
+        status=row.status,
+        values=row.values,
+        next=list(row.next or []),
+        interrupts=interrupts,
+        metadata=dict(row.metadata_ or {}),
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def tenant_filter(column: Any, tenant: str | None) -> list[sa.ColumnElement[bool]]:

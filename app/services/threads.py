@@ -38,6 +38,7 @@ from app.services.thread_rows import (
     metadata_filter,
     tenant_filter,
     tenant_scope,
+    thread_from_row,
 )
 from app.services.transactions import read_tx, run_write
 from app.services.views import (
@@ -156,16 +157,18 @@ class ThreadService:
                         webhook=webhook,
                     )
                     .on_conflict_do_nothing(index_elements=["thread_id"])
-                    .returning(ThreadRow.thread_id)
+                    .returning(*THREAD_COLUMNS)  # a new thread: no read-back needed
                 )
             ).first()
             if inserted is not None:
                 await self.queue.enqueue(
                     conn, new_id
                 )  # same transaction: never a thread without its run
-            elif tenant is not None:
-                await _check_owner(conn, new_id, tenant)
-            thread = await load_thread(conn, new_id)
+                thread = thread_from_row(inserted, [])  # nothing asked yet
+            else:
+                if tenant is not None:
+                    await _check_owner(conn, new_id, tenant)
+                thread = await load_thread(conn, new_id)
             if inserted is None and thread.graph != graph:
                 raise ThreadExistsError(
                     f"Thread {new_id!r} exists and runs the graph {thread.graph!r}, not {graph!r}.",

@@ -47,15 +47,21 @@ class SettleSignal(Protocol):
         ...
 
 
-def _progress(thread_id: str, tenant: str | None) -> sa.Select[Any]:
-    """The thread and whether a run of it is still queued or running."""
+def _progress(tenant: bool) -> sa.Select[Any]:
+    """The thread and whether a run of it is still queued or running (built once per shape)."""
     active = sa.exists().where(
-        RunRow.thread_id == ThreadRow.thread_id, RunRow.status.in_(ACTIVE_RUN)
+        RunRow.thread_id == ThreadRow.thread_id,
+        # Literal, not an IN list: expanding parameters are re-rendered at every execution.
+        sa.text(f"runs.status IN ({', '.join(repr(s) for s in ACTIVE_RUN)})"),
     )
     query = sa.select(*THREAD_COLUMNS, active.label("active")).where(
-        ThreadRow.thread_id == thread_id
+        ThreadRow.thread_id == sa.bindparam("thread_id")
     )
-    return query if tenant is None else query.where(ThreadRow.tenant == tenant)
+    return query.where(ThreadRow.tenant == sa.bindparam("tenant")) if tenant else query
+
+
+PROGRESS = _progress(tenant=False)
+PROGRESS_OF_TENANT = _progress(tenant=True)
 
 
 async def wait_until_settled(
@@ -70,12 +76,13 @@ async def wait_until_settled(
     """The thread once it has settled, or as it is when ``seconds`` have passed."""
     deadline = time.monotonic() + max(seconds, 0.0)
     delay, growth, longest = POLL_ALONE if signal is None else POLL_WITH_SIGNAL
-    query = _progress(thread_id, tenant)
+    query = PROGRESS if tenant is None else PROGRESS_OF_TENANT
+    params = {"thread_id": thread_id, "tenant": tenant}
     look = look_first or signal is None
     while True:
         if look:
             async with read_tx(engine) as conn:
-                row = (await conn.execute(query)).first()
+                row = (await conn.execute(query, params)).first()
                 if row is None:
                     raise ThreadNotFoundError(
                         f"Thread {thread_id!r} does not exist.", thread_id=thread_id

@@ -307,7 +307,11 @@ class Worker:
         finally:
             self._running.pop(run.id, None)
             self._slot_freed.set()
-            self._wake.set()  # a slot is free: claim again without waiting for a poll
+            if not self.listen:
+                # A slot is free: claim again without waiting for a poll. A listening worker
+                # needs no nudge (a loop at capacity claims on ``_slot_freed``, and NOTIFY
+                # wakes an idle one); it would be one empty claim per run.
+                self._wake.set()
 
     async def _release(self, run: ClaimedRun) -> None:
         try:
