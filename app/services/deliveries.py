@@ -211,20 +211,24 @@ class DeliveryStore:
                 if failed:
                     await conn.execute(FAILED, failed)
 
-    async def retry(self, delivery_id: int) -> None:
+    async def retry(self, delivery_id: int, *, tenant: str | None = None) -> None:
         """Make a dead delivery pending again, with a fresh round of attempts.
 
+        ``tenant``: the caller's tenant, which may retry its own threads' deliveries only.
+
         Raises:
-            NotFoundError: no such delivery.
+            NotFoundError: no such delivery (for this tenant).
             ConflictError: the delivery is not dead (pending or delivered).
         """
+        visible = sa.select(D.status).where(D.id == delivery_id)
+        if tenant is not None:
+            visible = visible.join(E, E.id == D.event_id).where(E.tenant == tenant)
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
-                if (await conn.execute(RETRY, {"b_id": delivery_id})).first() is not None:
+                status = (await conn.execute(visible)).scalar()
+                if status == DeliveryStatus.DEAD.value:
+                    await conn.execute(RETRY, {"b_id": delivery_id})
                     return
-                status = (
-                    await conn.execute(sa.select(D.status).where(D.id == delivery_id))
-                ).scalar()
         if status is None:
             raise NotFoundError(
                 f"Webhook delivery {delivery_id} does not exist.", delivery_id=delivery_id

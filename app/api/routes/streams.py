@@ -138,7 +138,7 @@ async def stream_thread(
             pending = await read_events(conn, cursor, thread_id=thread_id, limit=1)
         if not pending.events:
             return Response(status_code=204)  # finished, nothing new: stop reconnecting
-    return _response(_events(broadcaster, cursor, thread_id=thread_id))
+    return _response(_events(broadcaster, cursor, thread_id=thread_id, tenant=services.tenant))
 
 
 @router.get(
@@ -152,7 +152,9 @@ async def stream_inbox(
     after: AfterQuery = None,
     last_event_id: LastEventIdHeader = None,
 ) -> Response:
-    """Every thread's events as Server-Sent Events, live from now (or after Last-Event-ID)."""
+    """Every thread's events as Server-Sent Events, live from now (or after Last-Event-ID).
+
+    A tenant's key sees its own threads' events only."""
     text = last_event_id if last_event_id is not None else after
     broadcaster = get_broadcaster(request.app)
     if text is None:
@@ -160,4 +162,4 @@ async def stream_inbox(
             cursor = await latest_cursor(conn, ignore_tx=broadcaster.ignore_tx)
     else:
         cursor = EventCursor.parse(text)
-    return _response(_events(broadcaster, cursor))
+    return _response(_events(broadcaster, cursor, tenant=services.tenant))

@@ -65,10 +65,13 @@ async def list_webhook_deliveries(
     limit: LimitQuery = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
 ) -> DeliveryListResponse:
-    """Webhook deliveries, newest first; ``status=dead`` lists the ones that gave up."""
+    """Webhook deliveries, newest first; ``status=dead`` lists the ones that gave up.
+
+    A tenant's key sees the deliveries of its own threads' events only."""
     items, next_id = await DeliveryStore(services.engine).list(
         status=status,
         thread_id=thread_id,
+        tenant=services.tenant,
         limit=limit,
         before=int(cursor) if cursor is not None else None,
     )
@@ -83,5 +86,5 @@ async def list_webhook_deliveries(
 )
 async def retry_webhook_delivery(delivery_id: int, services: ServicesDep) -> Response:
     """Give a dead delivery a fresh round of attempts (after fixing the receiver)."""
-    await DeliveryStore(services.engine).retry(delivery_id)
+    await DeliveryStore(services.engine).retry(delivery_id, tenant=services.tenant)
     return Response(status_code=202)
