@@ -28,7 +28,8 @@ THREADS: sa.Table = ThreadRow.__table__  # type: ignore[assignment]
 INTERRUPTS: sa.Table = InterruptRow.__table__  # type: ignore[assignment]
 
 #: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
-#: keeps its status (and gets no new questions): no row returned.
+#: keeps its status (and gets no new questions): no row returned. The input is cleared: the
+#: run stored a checkpoint, so no later run reads it (storage per paused thread).
 SETTLE_THREAD = (
     sa.update(THREADS)
     .where(ThreadRow.thread_id == sa.bindparam("tid"), ThreadRow.status != "cancelled")
@@ -37,7 +38,8 @@ SETTLE_THREAD = (
             "status": sa.bindparam("status"),
             "values": sa.bindparam("values", type_=JSON),
             "next": sa.bindparam("next", type_=JSON),
-            "error": None,
+            "input": sa.null(),
+            "error": sa.null(),
             "updated_at": utcnow(),
         }
     )
