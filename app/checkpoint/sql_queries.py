@@ -1,8 +1,14 @@
 """Statements and row mapping of the SQL checkpointer (`app.checkpoint.sql`).
 
-Checkpoint rows hold ``serde`` bytes of ``{values, tasks, extra}`` (tasks as compact
-``[id, name, path, arg]`` lists) and the metadata as tagged JSON; write rows hold ``serde``
-bytes of the value. Statements are built once per dialect and cached.
+Checkpoint rows hold ``serde`` bytes of ``[values, tasks, extra]`` (tasks as compact
+``[id, name, path, arg]`` lists; rows written before this layout hold a ``{values, tasks,
+extra}`` object, still read) and the metadata as tagged JSON; write rows hold ``serde`` bytes
+of the value. Statements are built once per dialect and cached.
+
+Nothing derivable is stored twice (bytes per paused thread): the engine's usual metadata
+(exactly ``source`` and ``step`` equal to the row's columns and empty ``parents``) is stored
+as JSON ``null``, other metadata as it is; interrupt records are stored without the fields still
+at their defaults (no schema, no deadline, no default). Both are restored exactly on read.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.checkpoint import serde
-from app.checkpoint.base import Checkpoint, CheckpointTuple, PendingWrite, TaskSpec
+from app.checkpoint.base import INTERRUPT, Checkpoint, CheckpointTuple, PendingWrite, TaskSpec
 from app.db.errors import wrap_db_errors
 from app.db.tables import CheckpointRow, CheckpointWriteRow
 
@@ -45,12 +51,13 @@ def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
         SerializationError: a value cannot be stored.
     """
     data = serde.dumps(
-        {
-            "values": dict(checkpoint.values),
-            "tasks": [[t.id, t.name, list(t.path), t.arg] for t in checkpoint.tasks],
-            "extra": dict(checkpoint.extra),
-        }
+        [
+            dict(checkpoint.values),
+            [[t.id, t.name, list(t.path), t.arg] for t in checkpoint.tasks],
+            dict(checkpoint.extra),
+        ]
     )
+    metadata = _compact_metadata(checkpoint.metadata, checkpoint.step, checkpoint.source)
     return {
         "thread_id": checkpoint.thread_id,
         "ns": checkpoint.ns,
@@ -59,9 +66,64 @@ def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
         "step": checkpoint.step,
         "source": checkpoint.source,
         "data": data,
-        "metadata": serde.encode(dict(checkpoint.metadata)),
+        "metadata": None if metadata is None else serde.encode(metadata),
         "created_at": checkpoint.created_at,
     }
+
+
+def _compact_metadata(metadata: Mapping[str, Any], step: int, source: str) -> Any:
+    """None (JSON null) for the engine's usual metadata, which the row's columns already say;
+    anything else is stored as it is."""
+    usual = (
+        len(metadata) == 3
+        and type(metadata.get("step")) is int
+        and metadata["step"] == step
+        and metadata.get("source") == source
+        and metadata.get("parents") == {}
+    )
+    return None if usual else dict(metadata)
+
+
+def _expand_metadata(stored: Any, step: int, source: str) -> dict[str, Any]:
+    if stored is None:
+        return {"source": source, "step": step, "parents": {}}
+    return dict(stored)
+
+
+#: Interrupt record fields and the defaults that are left out when stored.
+_RECORD_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("schema", None),
+    ("timeout", None),
+    ("has_default", False),
+    ("default", None),
+)
+
+
+def _is_record(item: Any) -> bool:
+    return type(item) is dict and "id" in item
+
+
+def _compact_write(channel: str, value: Any) -> Any:
+    """An engine write as stored: interrupt records without their default-valued fields."""
+    if channel != INTERRUPT or type(value) is not list or not all(map(_is_record, value)):
+        return value
+    return [
+        {
+            k: v
+            for k, v in record.items()
+            if not any(k == key and v is default for key, default in _RECORD_DEFAULTS)
+        }
+        for record in value
+    ]
+
+
+def _expand_write(channel: str, value: Any) -> Any:
+    if channel != INTERRUPT or type(value) is not list or not all(map(_is_record, value)):
+        return value
+    for record in value:
+        for key, default in _RECORD_DEFAULTS:
+            record.setdefault(key, default)
+    return value
 
 
 def write_params(
@@ -78,7 +140,7 @@ def write_params(
     """
     latest: dict[str, Any] = {}
     for channel, value in writes:
-        latest[channel] = serde.dumps(value)
+        latest[channel] = serde.dumps(_compact_write(channel, value))
     return [
         {
             "w_thread_id": thread_id,
@@ -95,6 +157,10 @@ def write_params(
 
 def _checkpoint_from_row(row: sa.Row[Any]) -> Checkpoint:
     data = serde.loads(row.blob)
+    if type(data) is dict:  # the layout before the list one
+        data = [data["values"], data["tasks"], data["extra"]]
+    values, tasks, extra = data
+    stored = serde.decode(row.metadata) if row.metadata is not None else None
     return Checkpoint(
         thread_id=row.thread_id,
         ns=row.ns,
@@ -102,12 +168,10 @@ def _checkpoint_from_row(row: sa.Row[Any]) -> Checkpoint:
         parent_id=row.parent_id,
         step=row.step,
         source=row.source,
-        values=data["values"],
-        tasks=tuple(
-            TaskSpec(tid, name, tuple(path), arg) for tid, name, path, arg in data["tasks"]
-        ),
-        extra=data["extra"],
-        metadata=serde.decode(row.metadata) if row.metadata is not None else {},
+        values=values,
+        tasks=tuple(TaskSpec(tid, name, tuple(path), arg) for tid, name, path, arg in tasks),
+        extra=extra,
+        metadata=_expand_metadata(stored, row.step, row.source),
         created_at=row.created_at,
     )
 
@@ -255,7 +319,9 @@ def tuples_from_rows(rows: Iterable[sa.Row[Any]]) -> list[CheckpointTuple]:
             checkpoints.append(_checkpoint_from_row(row))
         else:
             writes.setdefault(row.checkpoint_id, []).append(
-                PendingWrite(row.task_id, row.channel, serde.loads(row.blob))
+                PendingWrite(
+                    row.task_id, row.channel, _expand_write(row.channel, serde.loads(row.blob))
+                )
             )
     return [CheckpointTuple(cp, tuple(writes.get(cp.id, ()))) for cp in checkpoints]
 
