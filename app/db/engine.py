@@ -36,6 +36,13 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _json_loads(value: Any) -> Any:
+    """SQLite hands back a JSON document that is a bare number as the number itself."""
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -56,7 +63,7 @@ def create_engine(
     common: dict[str, Any] = {
         "echo": echo,
         "json_serializer": _json_dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": _json_loads,
     }
     if async_url.startswith("sqlite"):
         engine = create_async_engine(async_url, **common)

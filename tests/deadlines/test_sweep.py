@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import InterruptNotPendingError
@@ -152,15 +151,8 @@ async def test_human_answer_and_deadline_at_the_same_moment_one_winner_each(
     assert sum(outcomes.values()) == n
 
 
-@pytest.mark.xfail(
-    reason=(
-        "SQLite stores a JSON document that is a bare number as a number (NUMERIC affinity); "
-        "SQLAlchemy passes such values through only when the deserializer raises TypeError, "
-        "but app/db/engine.py uses orjson.loads, which raises JSONDecodeError (a ValueError)."
-    ),
-    strict=True,
-)
 async def test_a_numeric_default_on_sqlite(sqlite_url: str) -> None:
+    """SQLite returns a JSON document that is a bare number as a number; it must still read."""
     from app.db.engine import create_engine
 
     engine = create_engine(sqlite_url)
