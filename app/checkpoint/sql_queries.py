@@ -8,7 +8,8 @@ of the value. Statements are built once per dialect and cached.
 Nothing derivable is stored twice (bytes per paused thread): the engine's usual metadata
 (exactly ``source`` and ``step`` equal to the row's columns and empty ``parents``) is stored
 as JSON ``null``, other metadata as it is; interrupt records are stored without the fields still
-at their defaults (no schema, no deadline, no default). Both are restored exactly on read.
+at their defaults (no schema, no deadline, no default) and without a namespace that is the
+asking task's own. All are restored exactly on read.
 """
 
 from __future__ import annotations
@@ -100,27 +101,37 @@ _RECORD_DEFAULTS: tuple[tuple[str, Any], ...] = (
 
 
 def _is_record(item: Any) -> bool:
-    return type(item) is dict and "id" in item
+    return type(item) is dict and "id" in item and type(item.get("node")) is str
 
 
-def _compact_write(channel: str, value: Any) -> Any:
-    """An engine write as stored: interrupt records without their default-valued fields."""
-    if channel != INTERRUPT or type(value) is not list or not all(map(_is_record, value)):
+def _records(channel: str, value: Any) -> bool:
+    return channel == INTERRUPT and type(value) is list and all(map(_is_record, value))
+
+
+def _compact_write(channel: str, value: Any, task_id: str) -> Any:
+    """An engine write as stored: interrupt records without their default-valued fields, and
+    without ``ns`` when it is the asking task's own (``"<node>:<task_id>"``)."""
+    if not _records(channel, value):
         return value
-    return [
-        {
-            k: v
-            for k, v in record.items()
-            if not any(k == key and v is default for key, default in _RECORD_DEFAULTS)
-        }
-        for record in value
-    ]
+    out = []
+    for record in value:
+        own_ns = f"{record['node']}:{task_id}"
+        out.append(
+            {
+                k: v
+                for k, v in record.items()
+                if not (k == "ns" and v == own_ns)
+                and not any(k == key and v is default for key, default in _RECORD_DEFAULTS)
+            }
+        )
+    return out
 
 
-def _expand_write(channel: str, value: Any) -> Any:
-    if channel != INTERRUPT or type(value) is not list or not all(map(_is_record, value)):
+def _expand_write(channel: str, value: Any, task_id: str) -> Any:
+    if not _records(channel, value):
         return value
     for record in value:
+        record.setdefault("ns", f"{record['node']}:{task_id}")
         for key, default in _RECORD_DEFAULTS:
             record.setdefault(key, default)
     return value
@@ -140,7 +151,7 @@ def write_params(
     """
     latest: dict[str, Any] = {}
     for channel, value in writes:
-        latest[channel] = serde.dumps(_compact_write(channel, value))
+        latest[channel] = serde.dumps(_compact_write(channel, value, task_id))
     return [
         {
             "w_thread_id": thread_id,
@@ -320,7 +331,9 @@ def tuples_from_rows(rows: Iterable[sa.Row[Any]]) -> list[CheckpointTuple]:
         else:
             writes.setdefault(row.checkpoint_id, []).append(
                 PendingWrite(
-                    row.task_id, row.channel, _expand_write(row.channel, serde.loads(row.blob))
+                    row.task_id,
+                    row.channel,
+                    _expand_write(row.channel, serde.loads(row.blob), row.task_id),
                 )
             )
     return [CheckpointTuple(cp, tuple(writes.get(cp.id, ()))) for cp in checkpoints]
