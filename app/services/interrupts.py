@@ -61,11 +61,27 @@ from app.services.views import (
 #: Sentinel: no bare ``value`` was sent (``None`` is a valid answer).
 MISSING: Any = object()
 
-# The pending interrupts of one thread, with what validating an answer needs.
-SELECT_THREAD_PENDING = sa.select(InterruptRow.id, InterruptRow.schema).where(
-    InterruptRow.thread_id == sa.bindparam("thread_id"),
-    InterruptRow.status == InterruptStatus.PENDING.value,
-)
+
+def _status_and_pending(tenant: bool) -> sa.Select[Any]:
+    """The thread's status with its pending interrupts (one row each, or one with NULLs)."""
+    query = (
+        sa.select(ThreadRow.status, InterruptRow.id, InterruptRow.schema)
+        .select_from(ThreadRow)
+        .outerjoin(
+            InterruptRow,
+            sa.and_(
+                InterruptRow.thread_id == ThreadRow.thread_id,
+                InterruptRow.status == InterruptStatus.PENDING.value,
+            ),
+        )
+        .where(ThreadRow.thread_id == sa.bindparam("thread_id"))
+    )
+    return query.where(ThreadRow.tenant == sa.bindparam("tenant")) if tenant else query
+
+
+# A resume's first look, one round trip (any tenant / one tenant's).
+STATUS_AND_PENDING = _status_and_pending(tenant=False)
+STATUS_AND_PENDING_OF_TENANT = _status_and_pending(tenant=True)
 
 # Compare-and-set: answer an interrupt only while it is pending (the exactly-once guard).
 ANSWER = (
@@ -240,22 +256,14 @@ class InterruptService:
         ikey = IdempotencyKey.build(scope, idempotency_key, request)
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
-            exists = (
-                await conn.execute(
-                    sa.select(ThreadRow.status).where(
-                        ThreadRow.thread_id == thread_id,
-                        *tenant_filter(ThreadRow.tenant, self.tenant),
-                    )
-                )
-            ).first()
-            if exists is None:
+            look = STATUS_AND_PENDING if self.tenant is None else STATUS_AND_PENDING_OF_TENANT
+            rows = (await conn.execute(look, {"thread_id": thread_id, "tenant": self.tenant})).all()
+            if not rows:
                 raise ThreadNotFoundError(
                     f"Thread {thread_id!r} does not exist.", thread_id=thread_id
                 )
-            pending = {
-                r.id: r.schema
-                for r in await conn.execute(SELECT_THREAD_PENDING, {"thread_id": thread_id})
-            }
+            exists = rows[0]
+            pending = {r.id: r.schema for r in rows if r.id is not None}
             if not pending:
                 raise ThreadNotInterruptedError(
                     f"Thread {thread_id!r} is {exists.status}; it is not waiting for an answer.",

@@ -5,8 +5,9 @@ transaction that settles a run, and PostgreSQL sends NOTIFY ``hitl_events`` at i
 whichever machine the worker runs on. One watch per process LISTENs on that channel (a dedicated
 connection, opened on the first wait and closed after ``idle_seconds`` without waiters or when
 the engine is disposed). On each notification it wakes the waiters, who read their thread
-themselves: all of them when they are few (one round trip sooner), otherwise only those whose
-thread one query finds settled (one query per notification, however many wait).
+themselves: all of them when they are few (one round trip sooner). Otherwise one look per
+notification, however many wait, reads the threads that have settled (with their pending
+questions) and hands each waiter its thread, so it reads nothing itself.
 
 Why not the SSE broadcaster, which follows the same channel: it reads the event log, with the
 transaction snapshot, after every subscription and every event, and on a small machine that work
@@ -30,8 +31,9 @@ from app.db.listen import PgListener
 from app.db.tables import RunRow, ThreadRow
 from app.queue.listener import asyncpg_dsn
 from app.services.events import EVENTS_CHANNEL
+from app.services.thread_rows import THREAD_COLUMNS, load_threads
 from app.services.transactions import read_tx
-from app.services.views import SETTLED, ThreadStatus
+from app.services.views import SETTLED, Thread, ThreadStatus
 
 __all__ = ["SettleWatch", "Watch"]
 
@@ -42,8 +44,9 @@ ACTIVE_RUN = ("queued", "running")
 #: Up to this many waiters, a notification wakes them all rather than looking first.
 WAKE_ALL_UP_TO = 4
 
-#: Which of these threads have settled: a settled status and no run queued or running.
-SETTLED_AMONG = sa.select(ThreadRow.thread_id).where(
+#: Which of these threads have settled (a settled status and no run queued or running), as
+#: the waiters answer them.
+SETTLED_AMONG = sa.select(*THREAD_COLUMNS, ThreadRow.tenant).where(
     ThreadRow.thread_id.in_(sa.bindparam("ids", expanding=True)),
     ThreadRow.status.in_(DONE),
     ~sa.exists().where(RunRow.thread_id == ThreadRow.thread_id, RunRow.status.in_(ACTIVE_RUN)),
@@ -51,11 +54,23 @@ SETTLED_AMONG = sa.select(ThreadRow.thread_id).where(
 
 
 class Watch:
-    """One waiter's `SettleSignal`: fires when a look finds its thread settled."""
+    """One waiter's `SettleSignal`: fires when a look finds its thread settled.
 
-    def __init__(self, thread_id: str) -> None:
+    ``settled`` is then the thread as the look read it (None when the waiter must look).
+    """
+
+    def __init__(
+        self, thread_id: str, tenant: str | None = None, owner: SettleWatch | None = None
+    ) -> None:
         self.thread_id = thread_id
+        self.tenant = tenant
+        self.owner = owner
         self.fired = asyncio.Event()
+        self.settled: Thread | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self.owner is not None and self.owner.listening
 
     async def wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -83,10 +98,10 @@ class SettleWatch:
         return self._listener is not None and self._listener.listening.is_set()
 
     @contextlib.contextmanager
-    def watch(self, thread_id: str) -> Iterator[Watch]:
-        """A signal for ``thread_id`` while the block runs (starts listening if needed)."""
+    def watch(self, thread_id: str, tenant: str | None = None) -> Iterator[Watch]:
+        """A signal for ``thread_id`` (of ``tenant``, if any) while the block runs."""
         self._start()
-        watch = Watch(thread_id)
+        watch = Watch(thread_id, tenant, self)
         self._watches.setdefault(thread_id, set()).add(watch)
         try:
             yield watch
@@ -157,12 +172,15 @@ class SettleWatch:
                 return
             try:
                 async with read_tx(self.engine) as conn:
-                    settled = list((await conn.execute(SETTLED_AMONG, {"ids": ids})).scalars())
+                    rows = (await conn.execute(SETTLED_AMONG, {"ids": ids})).all()
+                    threads = await load_threads(conn, rows)
             except Exception as exc:  # the waiters poll meanwhile
                 logger.warning("settle watch: cannot look (%s: %s)", type(exc).__name__, exc)
                 return
-            for thread_id in settled:
-                for watch in self._watches.get(thread_id, ()):
+            for row, thread in zip(rows, threads, strict=True):
+                for watch in self._watches.get(row.thread_id, ()):
+                    if watch.tenant is None or watch.tenant == row.tenant:
+                        watch.settled = thread
                     watch.fired.set()
             if not self._look_again:
                 return

@@ -246,7 +246,7 @@ class ThreadService:
             return await wait_until_settled(
                 self.engine, thread_id, tenant=self.tenant, seconds=bound, signal=None
             )
-        with self.settle_watch.watch(thread_id) as signal:
+        with self.settle_watch.watch(thread_id, self.tenant) as signal:
             return await wait_until_settled(
                 self.engine,
                 thread_id,

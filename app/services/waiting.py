@@ -1,13 +1,15 @@
 """``?wait=true``: wait until a thread's run has settled, holding no connection while asleep.
 
 A check is one short read: the thread, and whether a run of it is queued or running (plus its
-pending questions, once settled). Between checks the waiter sleeps until a `SettleSignal` fires or a poll interval passes. The
-signal is the settle watch (`app.services.settle_watch`: PostgreSQL notifies when a worker
-records the run's outcome), so the answer comes a few round trips after the run settles. Polling
-is the
-fallback, for runs that settle without an event (a run that ends on a question asked before)
-and for a feed that is down: every 2 ms growing to 50 ms without a signal; with one, every
-25 ms growing to 100 ms, since the signal does the waking.
+pending questions, once settled). Between checks the waiter sleeps until a `SettleSignal` fires
+or a poll interval passes. The signal is the settle watch (`app.services.settle_watch`:
+PostgreSQL notifies when a worker records the run's outcome), which often hands over the settled
+thread it has read, so the waiter needs no read of its own. Polling is the fallback, for runs
+that settle without an event (a run that ends on a question asked before) and for a feed that is
+down: every 2 ms growing to 50 ms without a signal; with one, every 25 ms growing to 100 ms,
+since the signal does the waking; and while the signal's feed is up, every 250 ms growing to
+1 s. Under load every notification makes the watch look at all waited-for threads, which
+finds silent settles too, so frequent polls were only reads that found nothing.
 
 A caller that has just queued the run itself and subscribed right after may skip the first
 look (``look_first=False``): the run cannot settle unseen in the fraction of a millisecond in
@@ -37,10 +39,19 @@ DONE = frozenset({*SETTLED, ThreadStatus.CANCELLED})
 #: (first interval, growth factor, largest interval) in seconds.
 POLL_ALONE = (0.002, 1.5, 0.05)
 POLL_WITH_SIGNAL = (0.025, 2.0, 0.1)
+POLL_WITH_FEED = (0.25, 2.0, 1.0)
 
 
 class SettleSignal(Protocol):
     """Fires when something happened to the thread being waited for (it may have settled)."""
+
+    #: The settled thread, when whoever fired the signal has read it already.
+    settled: Thread | None
+
+    @property
+    def listening(self) -> bool:
+        """Whether settles are being announced (the feed is connected)."""
+        ...
 
     async def wait(self, seconds: float) -> None:
         """Return when it fires (or has fired since the last call), or after ``seconds``."""
@@ -75,7 +86,10 @@ async def wait_until_settled(
 ) -> Thread:
     """The thread once it has settled, or as it is when ``seconds`` have passed."""
     deadline = time.monotonic() + max(seconds, 0.0)
-    delay, growth, longest = POLL_ALONE if signal is None else POLL_WITH_SIGNAL
+    if signal is None:
+        delay, growth, longest = POLL_ALONE
+    else:
+        delay, growth, longest = POLL_WITH_FEED if signal.listening else POLL_WITH_SIGNAL
     query = PROGRESS if tenant is None else PROGRESS_OF_TENANT
     params = {"thread_id": thread_id, "tenant": tenant}
     look = look_first or signal is None
@@ -96,4 +110,9 @@ async def wait_until_settled(
             await asyncio.sleep(pause)
         else:
             await signal.wait(pause)
+            if signal.settled is not None:
+                return signal.settled  # the settle watch read it: no look of our own
+            if signal.listening and longest < POLL_WITH_FEED[2]:
+                delay, growth, longest = POLL_WITH_FEED  # the feed is up: poll rarely
+                continue
         delay = min(delay * growth, longest)
