@@ -7,9 +7,10 @@ import hashlib
 import re
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from app.api.app import create_app
 from app.config import Settings
@@ -21,9 +22,14 @@ def app() -> FastAPI:
 
 
 def get(app: FastAPI, path: str) -> Any:
-    # Synchronous on purpose (this directory also drives Playwright's sync API); outside a
-    # ``with`` block TestClient runs no lifespan, and the page needs no database.
-    return TestClient(app).get(path)
+    # Synchronous on purpose (this directory also drives Playwright's sync API, whose loop must
+    # not meet pytest-asyncio's); ASGITransport runs no lifespan, and the page needs no database.
+    async def fetch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    return anyio.run(fetch)
 
 
 @pytest.mark.parametrize("name", ["inbox_root", "inbox_page"])
