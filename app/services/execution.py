@@ -49,6 +49,7 @@ from app.services.run_statements import (
     FAIL_THREAD,
     GIVEN_UP_THREADS,
     PG_INSERT_INTERRUPT,
+    PG_INSERT_NEW_INTERRUPT,
     SETTLE_THREAD,
     SQLITE_INSERT_INTERRUPT,
 )
@@ -258,15 +259,9 @@ class RunExecutor:
         interrupts = list(interrupts)
         if not interrupts:
             return []
-        ids = [i.id for i in interrupts]
-        # Questions still pending from an earlier run already have their row (possibly being
-        # answered right now): only new ones are inserted, so no lock is ever waited on.
-        existing = set((await conn.execute(EXISTING_INTERRUPTS, {"ids": ids})).scalars())
         sources = _interrupt_sources(saver)
         rows = []
         for item in interrupts:
-            if item.id in existing:
-                continue
             record, checkpoint_id = sources.get(item.id, ({}, None))
             rows.append(
                 {
@@ -284,10 +279,18 @@ class RunExecutor:
                     "timeout": item.timeout,
                 }
             )
-        if not rows:
-            return []
-        statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
-        inserted = await conn.execute(statement, rows)
+        if len(rows) == 1 and not self.sqlite:  # the usual case: one round trip
+            inserted = await conn.execute(PG_INSERT_NEW_INTERRUPT, rows[0])
+        else:
+            # Questions still pending from an earlier run already have their row (possibly
+            # being answered right now): only new ones are inserted, so no lock is waited on.
+            ids = [r["id"] for r in rows]
+            existing = set((await conn.execute(EXISTING_INTERRUPTS, {"ids": ids})).scalars())
+            rows = [r for r in rows if r["id"] not in existing]
+            if not rows:
+                return []
+            statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
+            inserted = await conn.execute(statement, rows)
         deadlines = {r.id: r.expires_at for r in inserted}
         return [{**r, "expires_at": deadlines[r["id"]]} for r in rows if r["id"] in deadlines]
 

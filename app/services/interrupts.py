@@ -44,6 +44,7 @@ from app.services.thread_rows import (
     load_threads,
     tenant_filter,
     tenant_scope,
+    thread_from_row,
 )
 from app.services.threads import RunQueuePort
 from app.services.transactions import read_tx, run_write
@@ -290,7 +291,13 @@ class InterruptService:
                     )
                 answers = dict(values)
             return await self._answer(
-                conn, thread_id, answers, pending, answered_by=answered_by, request_id=request_id
+                conn,
+                thread_id,
+                answers,
+                pending,
+                answered_by=answered_by,
+                request_id=request_id,
+                answers_all=answers.keys() == pending.keys(),
             )
 
         return await run_write(
@@ -358,7 +365,9 @@ class InterruptService:
         *,
         answered_by: str | None,
         request_id: str | None,
+        answers_all: bool = False,
     ) -> Outcome[Thread]:
+        """Record ``answers`` and queue the run (``answers_all``: no other question is pending)."""
         errors = [e for i, a in answers.items() for e in schema_errors(i, schemas.get(i), a)]
         if errors:
             raise InvalidAnswerError(
@@ -401,5 +410,7 @@ class InterruptService:
             await self.events.record(conn, resolved)  # the outbox: same transaction too
         if queued is None:  # it was not interrupted (some answers were already in)
             return Outcome(await load_thread(conn, thread_id), status_code=202)
+        if answers_all:  # nothing left pending: no read of the interrupts
+            return Outcome(thread_from_row(queued, []), status_code=202)
         (thread,) = await load_threads(conn, [queued])
         return Outcome(thread, status_code=202)

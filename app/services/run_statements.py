@@ -20,6 +20,7 @@ __all__ = [
     "FAIL_THREAD",
     "GIVEN_UP_THREADS",
     "PG_INSERT_INTERRUPT",
+    "PG_INSERT_NEW_INTERRUPT",
     "SETTLE_THREAD",
     "SQLITE_INSERT_INTERRUPT",
 ]
@@ -89,6 +90,32 @@ _INTERRUPT_VALUES = {
 _INSERTED = (InterruptRow.id, InterruptRow.expires_at)
 PG_INSERT_INTERRUPT = (
     pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing().returning(*_INSERTED)
+)
+#: PostgreSQL, one question in one round trip: inserted only when no row has its id yet. The
+#: check is a plain read inside the statement, so a question pending from an earlier run
+#: (possibly being answered right now) is skipped without waiting on its row's lock.
+PG_INSERT_NEW_INTERRUPT = (
+    pg_insert(INTERRUPTS)
+    .from_select(
+        list(_INTERRUPT_VALUES),
+        sa.select(
+            sa.bindparam("id", type_=sa.String),
+            sa.bindparam("thread_id", type_=sa.String),
+            sa.bindparam("tenant", type_=sa.String),
+            sa.bindparam("graph", type_=sa.String),
+            sa.bindparam("node", type_=sa.String),
+            sa.bindparam("ns", type_=sa.String),
+            sa.bindparam("checkpoint_id", type_=sa.String),
+            sa.bindparam("value", type_=JSON),
+            sa.bindparam("schema", type_=JSON),
+            sa.bindparam("has_default", type_=sa.Boolean),
+            sa.bindparam("default", type_=JSON),
+            sa.literal("pending"),
+            seconds_from_now(sa.bindparam("timeout", type_=sa.Float)),
+        ).where(~sa.exists().where(InterruptRow.id == sa.bindparam("id", type_=sa.String))),
+    )
+    .on_conflict_do_nothing()
+    .returning(*_INSERTED)
 )
 SQLITE_INSERT_INTERRUPT = (
     sqlite_insert(INTERRUPTS)
