@@ -15,10 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import URL
 
-__all__ = ["PgListener"]
+__all__ = ["PgListener", "asyncpg_dsn"]
 
 logger = logging.getLogger(__name__)
+
+
+def asyncpg_dsn(url: URL) -> str:
+    """The engine's URL as a DSN asyncpg accepts (``postgresql://``, password kept)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PgListener:

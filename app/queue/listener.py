@@ -1,36 +1,20 @@
-"""LISTEN for queued runs on a dedicated PostgreSQL connection, reconnecting forever.
+"""LISTEN for queued runs: `PgListener` on the queue's channel.
 
-The connection is asyncpg's own (outside the pool: a pooled connection cannot wait on
-LISTEN) and in autocommit. A dropped connection is noticed by its termination callback or
-by a periodic ping, and re-established with backoff; every (re)connect also fires the
-callback once, because notifications sent while disconnected are lost. Polling in the
-worker covers the gaps in between.
+Polling in the worker covers the gaps while the connection is down; every (re)connect fires the
+callback once, because notifications sent while disconnected are lost.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
-from typing import Any
 
-import asyncpg
-from sqlalchemy.engine import URL
-
+from app.db.listen import PgListener, asyncpg_dsn
 from app.queue.sql import NOTIFY_CHANNEL
 
 __all__ = ["RunListener", "asyncpg_dsn"]
 
-logger = logging.getLogger(__name__)
 
-
-def asyncpg_dsn(url: URL) -> str:
-    """The engine's URL as a DSN asyncpg accepts (``postgresql://``, password kept)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class RunListener:
+class RunListener(PgListener):
     """Calls ``on_notify()`` whenever a run is queued anywhere (and after each reconnect)."""
 
     def __init__(
@@ -41,53 +25,10 @@ class RunListener:
         ping_seconds: float = 15.0,
         max_backoff_seconds: float = 10.0,
     ) -> None:
-        self.dsn = dsn
-        self.on_notify = on_notify
-        self.ping_seconds = ping_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        #: Set while LISTEN is active (tests and readiness use it).
-        self.listening = asyncio.Event()
-
-    def _notified(self, *_args: Any) -> None:
-        self.on_notify()
-
-    async def run(self) -> None:
-        """Listen until cancelled."""
-        backoff = 0.2
-        while True:
-            try:
-                await self._listen_once()
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any connection problem: log, wait, reconnect
-                logger.warning(
-                    "LISTEN connection failed (%s: %s); retrying", type(exc).__name__, exc
-                )
-            finally:
-                self.listening.clear()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_seconds)
-
-    async def _listen_once(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=10)
-        lost = asyncio.Event()
-        try:
-            conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-            self.listening.set()
-            self.on_notify()  # catch up: anything queued while we were not listening
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.ping_seconds):
-                        await lost.wait()
-                if not lost.is_set():  # a silently dropped connection shows up here
-                    async with asyncio.timeout(self.ping_seconds):
-                        await conn.execute("SELECT 1")
-            logger.warning("LISTEN connection lost; reconnecting")
-        finally:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await conn.close()
-            if not conn.is_closed():
-                conn.terminate()
+        super().__init__(
+            dsn,
+            NOTIFY_CHANNEL,
+            lambda _payload: on_notify(),
+            ping_seconds=ping_seconds,
+            max_backoff_seconds=max_backoff_seconds,
+        )
