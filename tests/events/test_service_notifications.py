@@ -75,8 +75,14 @@ async def test_a_paused_thread_is_announced_answered_and_finished(
         assert verify_signature(SECRET, got.body, got.headers["X-Hitl-Signature"])
         assert orjson.loads(got.body)["data"]["thread_id"] == "t1"
 
-    listed = (await client.get("/webhooks/deliveries")).json()["deliveries"]
-    assert {d["status"] for d in listed} == {"delivered"} and len(listed) == 3
+    # The receiver has the events before the dispatcher records its outcome: wait for that write.
+    while True:
+        listed = (await client.get("/webhooks/deliveries")).json()["deliveries"]
+        if {d["status"] for d in listed} == {"delivered"}:
+            break
+        assert time.monotonic() < deadline, listed
+        await asyncio.sleep(0.1)
+    assert len(listed) == 3
 
     async with stream(client, "/threads/t1/stream") as history:
         replay = await history.take(3)
