@@ -138,18 +138,17 @@ class CompiledStateGraph:
         When questions are pending the result also has ``"__interrupt__"``: a tuple of
         `Interrupt` in task order. A static breakpoint adds no key.
         """
-        end = await runner.execute(
-            self,
+        result = await self.arun(
             input,
             config,
-            interrupt_before=_names(interrupt_before),
-            interrupt_after=_names(interrupt_after),
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
             durability=durability,
         )
-        end.raise_if_nested_pause()
-        if end.interrupts:
-            return {**end.values, _INTERRUPT_KEY: end.interrupts}
-        return end.values
+        if result.interrupts:
+            return {**result.values, _INTERRUPT_KEY: result.interrupts}
+        values: dict[str, Any] = result.values
+        return values
 
     def invoke(
         self,
