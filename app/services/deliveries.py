@@ -23,7 +23,7 @@ from app.db.errors import wrap_db_errors
 from app.db.tables import EventRow, WebhookDeliveryRow, utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.queue.sql import seconds_from_now
-from app.services.event_feed import stored_event
+from app.services.event_feed import questions_of, stored_event
 from app.services.events import StoredEvent
 
 __all__ = ["Attempt", "DeliveryItem", "DeliveryStatus", "DeliveryStore", "DueDelivery"]
@@ -171,12 +171,14 @@ class DeliveryStore:
             async with begin_immediate(self.engine) as conn:
                 if conn.dialect.name == "postgresql":
                     rows = (await conn.execute(PG_CLAIM, params)).all()
-                    claimed = [(r, stored_event(r)) for r in rows]
+                    questions = await questions_of(conn, rows)
+                    claimed = [(r, stored_event(r, questions)) for r in rows]
                 else:
                     rows = (await conn.execute(SQLITE_CLAIM, params)).all()
                     ids = sorted({int(r.event_id) for r in rows})
                     found = (await conn.execute(SQLITE_EVENTS, {"ids": ids})).all() if ids else []
-                    by_id = {int(e.id): stored_event(e) for e in found}
+                    questions = await questions_of(conn, found)
+                    by_id = {int(e.id): stored_event(e, questions) for e in found}
                     claimed = [(r, by_id[int(r.event_id)]) for r in rows]
         return [
             DueDelivery(int(r.delivery_id), r.url, int(r.attempts), event)

@@ -11,7 +11,7 @@ be seen late by cursors already past them. SQLite has one writer: every committe
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.errors import wrap_db_errors
-from app.db.tables import EventRow
-from app.services.events import EventCursor, StoredEvent
+from app.db.tables import EventRow, InterruptRow
+from app.services.events import EventCursor, StoredEvent, expand_payload, needs_question
 
-__all__ = ["EventBatch", "latest_cursor", "read_events"]
+__all__ = ["EventBatch", "latest_cursor", "read_events", "stored_events"]
 
 E = EventRow
 
@@ -68,8 +68,20 @@ _PG_HORIZON = sa.func.coalesce(
 _COLUMNS = (E.id, E.tx, E.event_id, E.type, E.thread_id, E.tenant, E.graph, E.payload, E.created_at)
 
 
-def stored_event(row: Any) -> StoredEvent:
-    """A StoredEvent from a row with the events columns."""
+_QUESTIONS = sa.select(
+    InterruptRow.id,
+    InterruptRow.node,
+    InterruptRow.value,
+    InterruptRow.schema,
+    InterruptRow.expires_at,
+).where(InterruptRow.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def stored_event(row: Any, questions: Mapping[str, Any] | None = None) -> StoredEvent:
+    """A StoredEvent from a row with the events columns; ``questions``: the interrupts rows
+    its stored payload needs (see `stored_events`), by id."""
+    asked = needs_question(row.type, row.payload)
+    question = (questions or {}).get(asked) if asked is not None else None
     return StoredEvent(
         id=int(row.id),
         tx=int(row.tx),
@@ -78,9 +90,26 @@ def stored_event(row: Any) -> StoredEvent:
         thread_id=row.thread_id,
         tenant=row.tenant,
         graph=row.graph,
-        payload=row.payload,
+        payload=expand_payload(row.type, row.thread_id, row.graph, row.payload, question),
         created_at=row.created_at,
     )
+
+
+async def questions_of(conn: AsyncConnection, rows: Iterable[Any]) -> dict[str, Any]:
+    """The interrupts rows that the events ``rows`` take their question from, by id (one
+    statement; none when no row needs one)."""
+    ids = sorted({i for r in rows if (i := needs_question(r.type, r.payload)) is not None})
+    if not ids:
+        return {}
+    with wrap_db_errors():
+        found = (await conn.execute(_QUESTIONS, {"ids": ids})).mappings().all()
+    return {q["id"]: q for q in found}
+
+
+async def stored_events(conn: AsyncConnection, rows: Sequence[Any]) -> list[StoredEvent]:
+    """StoredEvents from rows with the events columns, their payloads expanded."""
+    questions = await questions_of(conn, rows)
+    return [stored_event(row, questions) for row in rows]
 
 
 async def read_events(
@@ -107,12 +136,12 @@ async def read_events(
     params = {"ignore_tx": sorted(ignore_tx)} if pg else {}
     with wrap_db_errors():
         rows = (await conn.execute(query, params)).all()
-    events: list[StoredEvent] = []
-    for row in rows:
+    held_by: int | None = None
+    for n, row in enumerate(rows):
         if pg and row.tx >= row.horizon:
-            return EventBatch(events, held_by=int(row.horizon))
-        events.append(stored_event(row))
-    return EventBatch(events)
+            rows, held_by = rows[:n], int(row.horizon)
+            break
+    return EventBatch(await stored_events(conn, rows), held_by=held_by)
 
 
 async def latest_cursor(conn: AsyncConnection, *, ignore_tx: Collection[int] = ()) -> EventCursor:

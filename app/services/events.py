@@ -39,10 +39,12 @@ __all__ = [
     "Fields",
     "NewEvent",
     "StoredEvent",
+    "expand_payload",
     "interrupt_created",
     "interrupt_expired",
     "interrupt_resolved",
     "links",
+    "needs_question",
     "notify_has_deliveries",
     "record_events",
     "thread_cancelled",
@@ -78,7 +80,11 @@ class EventType(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event about to be recorded. ``event_id`` is what receivers deduplicate on."""
+    """An event about to be recorded. ``event_id`` is what receivers deduplicate on.
+
+    ``stored``: what is written instead of ``payload`` (the builders' compact form, which
+    `expand_payload` turns back into ``payload``); None stores ``payload`` as it is.
+    """
 
     type: str
     thread_id: str
@@ -86,6 +92,7 @@ class NewEvent:
     tenant: str | None
     payload: Mapping[str, Any]
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    stored: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -162,6 +169,14 @@ def links(public_url: str, thread_id: str, interrupt_id: str | None = None) -> d
     return out
 
 
+#: The marker of a compact stored payload; its value is the public URL the links start with.
+COMPACT = "_c"
+#: The fields of an interrupt event that come from its question, in payload order.
+_QUESTION_FIELDS = ("node", "value", "schema", "expires_at")
+#: Questions read back from the interrupts row (immutable there) instead of being stored again.
+_FROM_INTERRUPT_ROW = frozenset({EventType.INTERRUPT_CREATED.value})
+
+
 def _interrupt_payload(row: Fields, public_url: str) -> dict[str, Any]:
     return {
         "thread_id": row["thread_id"],
@@ -175,14 +190,73 @@ def _interrupt_payload(row: Fields, public_url: str) -> dict[str, Any]:
     }
 
 
-def _event(type_: EventType, row: Fields, payload: dict[str, Any]) -> NewEvent:
-    return NewEvent(str(type_), row["thread_id"], row["graph"], row.get("tenant"), payload)
+def _compact(type_: EventType, payload: Mapping[str, Any], public_url: str) -> dict[str, Any]:
+    """What is stored of a built payload: no thread id and graph (the event's columns), no
+    links (derived from ``public_url`` and the ids), and for a new question none of its fields
+    (the interrupts row has them). `expand_payload` restores the payload exactly."""
+    drop = {"thread_id", "graph", "links"}
+    if type_.value in _FROM_INTERRUPT_ROW:
+        drop.update(_QUESTION_FIELDS)
+    out: dict[str, Any] = {COMPACT: public_url}
+    out.update((k, v) for k, v in payload.items() if k not in drop)
+    return out
+
+
+def _event(type_: EventType, row: Fields, payload: dict[str, Any], public_url: str) -> NewEvent:
+    return NewEvent(
+        str(type_),
+        row["thread_id"],
+        row["graph"],
+        row.get("tenant"),
+        payload,
+        stored=_compact(type_, payload, public_url),
+    )
+
+
+def needs_question(type_: str, stored: Any) -> str | None:
+    """The interrupt id whose row `expand_payload` needs for a stored payload, if any."""
+    if type_ in _FROM_INTERRUPT_ROW and type(stored) is dict and COMPACT in stored:
+        interrupt_id = stored.get("interrupt_id")
+        return interrupt_id if isinstance(interrupt_id, str) else None
+    return None
+
+
+def expand_payload(
+    type_: str, thread_id: str, graph: str, stored: Any, question: Fields | None = None
+) -> Any:
+    """The payload an event was built with, from its stored form (full payloads, written
+    before the compact form or by other writers, are returned as they are).
+
+    ``question``: the interrupts row (node, value, schema, expires_at) of a new question's
+    event; None if it is gone (its thread was deleted): those fields are then null.
+    """
+    if type(stored) is not dict or COMPACT not in stored:
+        return stored
+    rest = dict(stored)
+    base = rest.pop(COMPACT)
+    out: dict[str, Any] = {"thread_id": thread_id, "graph": graph}
+    if type_.startswith("interrupt."):
+        interrupt_id = rest.pop("interrupt_id")
+        out["interrupt_id"] = interrupt_id
+        for name in _QUESTION_FIELDS:
+            if type_ in _FROM_INTERRUPT_ROW:
+                value = question.get(name) if question is not None else None
+                out[name] = _iso(value)
+            else:
+                out[name] = rest.pop(name, None)
+        out["links"] = links(base, thread_id, interrupt_id)
+    else:
+        out["status"] = rest.pop("status", None)
+        out["links"] = links(base, thread_id)
+    out.update(rest)
+    return out
 
 
 def interrupt_created(row: Fields, *, public_url: str) -> NewEvent:
     """A new question; ``row`` has the interrupt columns (id, thread_id, tenant, graph, node,
     value, schema, expires_at)."""
-    return _event(EventType.INTERRUPT_CREATED, row, _interrupt_payload(row, public_url))
+    payload = _interrupt_payload(row, public_url)
+    return _event(EventType.INTERRUPT_CREATED, row, payload, public_url)
 
 
 def interrupt_resolved(
@@ -191,7 +265,7 @@ def interrupt_resolved(
     """A human answered ``row`` (the run that delivers the answer is queued)."""
     payload = _interrupt_payload(row, public_url)
     payload.update(answer=answer, answered_by=answered_by)
-    return _event(EventType.INTERRUPT_RESOLVED, row, payload)
+    return _event(EventType.INTERRUPT_RESOLVED, row, payload, public_url)
 
 
 def interrupt_expired(row: Fields, *, public_url: str) -> NewEvent:
@@ -203,7 +277,7 @@ def interrupt_expired(row: Fields, *, public_url: str) -> NewEvent:
         default=row.get("default") if has_default else None,
         outcome="resumed_with_default" if has_default else "thread_failed",
     )
-    return _event(EventType.INTERRUPT_EXPIRED, row, payload)
+    return _event(EventType.INTERRUPT_EXPIRED, row, payload, public_url)
 
 
 def _thread_payload(row: Fields, status: str, public_url: str) -> dict[str, Any]:
@@ -219,7 +293,7 @@ def thread_completed(row: Fields, *, values: Any, public_url: str) -> NewEvent:
     """The graph ran to its end; ``row`` has thread_id, graph, tenant."""
     payload = _thread_payload(row, "completed", public_url)
     payload["values"] = values
-    return _event(EventType.THREAD_COMPLETED, row, payload)
+    return _event(EventType.THREAD_COMPLETED, row, payload, public_url)
 
 
 def thread_failed(
@@ -235,7 +309,7 @@ def thread_failed(
     payload["error"] = error
     if cancelled_interrupt_ids:
         payload["cancelled_interrupt_ids"] = list(cancelled_interrupt_ids)
-    return _event(EventType.THREAD_FAILED, row, payload)
+    return _event(EventType.THREAD_FAILED, row, payload, public_url)
 
 
 def thread_cancelled(
@@ -244,7 +318,7 @@ def thread_cancelled(
     """Someone cancelled the thread; ``interrupt_ids`` are the questions withdrawn with it."""
     payload = _thread_payload(row, "cancelled", public_url)
     payload["interrupt_ids"] = list(interrupt_ids)
-    return _event(EventType.THREAD_CANCELLED, row, payload)
+    return _event(EventType.THREAD_CANCELLED, row, payload, public_url)
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -302,7 +376,7 @@ def _as_json(event: NewEvent) -> dict[str, Any]:
         "thread_id": event.thread_id,
         "tenant": event.tenant,
         "graph": event.graph,
-        "payload": event.payload,
+        "payload": event.payload if event.stored is None else event.stored,
     }
 
 
