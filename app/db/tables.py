@@ -129,20 +129,22 @@ class ThreadRow(Base):
     updated_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        # Keyset pagination, newest first: ORDER BY created_at DESC, thread_id DESC.
-        sa.Index("ix_threads_status_created", "status", "created_at", "thread_id"),
-        sa.Index("ix_threads_graph_status_created", "graph", "status", "created_at", "thread_id"),
+        # Keyset pagination, newest first: ORDER BY created_at DESC, thread_id DESC. The
+        # indexes end at created_at: the tie-breaker is sorted among the few rows that share a
+        # timestamp (an incremental sort on PostgreSQL), and the cursor's created_at bounds
+        # the scan. A 37-byte thread id in each of four indexes cost more than all the rest.
+        sa.Index("ix_threads_status_created", "status", "created_at"),
+        sa.Index("ix_threads_graph_status_created", "graph", "status", "created_at"),
         # A tenant's lists (tenant = :t implies tenant IS NOT NULL); untenanted rows cost nothing.
         sa.Index(
             "ix_threads_tenant_status_created",
             "tenant",
             "status",
             "created_at",
-            "thread_id",
             postgresql_where=_HAS_TENANT,
             sqlite_where=_HAS_TENANT,
         ),
-        sa.Index("ix_threads_created", "created_at", "thread_id"),
+        sa.Index("ix_threads_created", "created_at"),
         # Metadata filters use only JSONB containment (@>): jsonb_path_ops is enough and
         # smaller. SQLite scans.
         sa.Index(
@@ -262,16 +264,17 @@ class InterruptRow(Base):
     consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
-        sa.Index("ix_interrupts_status_created", "status", "created_at", "id"),
+        # The inbox, newest first (ORDER BY created_at DESC, id DESC: ids sorted after the
+        # index, among rows of one timestamp, as for threads).
+        sa.Index("ix_interrupts_status_created", "status", "created_at"),
         # A thread's questions (a few per thread; equality only: a hash index on PostgreSQL).
         sa.Index("ix_interrupts_thread", "thread_id", postgresql_using="hash"),
-        sa.Index("ix_interrupts_graph_status_created", "graph", "status", "created_at", "id"),
+        sa.Index("ix_interrupts_graph_status_created", "graph", "status", "created_at"),
         sa.Index(
             "ix_interrupts_tenant_status_created",
             "tenant",
             "status",
             "created_at",
-            "id",
             postgresql_where=_HAS_TENANT,
             sqlite_where=_HAS_TENANT,
         ),

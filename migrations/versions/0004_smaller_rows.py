@@ -1,0 +1,71 @@
+"""Smaller storage per paused thread: list indexes without the tie-breaking id.
+
+Why: every list index of threads and interrupts ended with the row's text id (37 and 33 bytes)
+only to break ties between rows created at the same instant. Ending them at ``created_at``
+keeps the same order (PostgreSQL sorts the few tied rows after the index scan, an incremental
+sort, and uses the cursor's ``created_at`` as the scan's bound) at about half the bytes.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2025-01-04 00:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+#: (index, table, columns before, partial on tenant): each loses its last column (the id).
+_LIST_INDEXES = (
+    ("ix_threads_status_created", "threads", ["status", "created_at", "thread_id"], False),
+    (
+        "ix_threads_graph_status_created",
+        "threads",
+        ["graph", "status", "created_at", "thread_id"],
+        False,
+    ),
+    (
+        "ix_threads_tenant_status_created",
+        "threads",
+        ["tenant", "status", "created_at", "thread_id"],
+        True,
+    ),
+    ("ix_threads_created", "threads", ["created_at", "thread_id"], False),
+    ("ix_interrupts_status_created", "interrupts", ["status", "created_at", "id"], False),
+    (
+        "ix_interrupts_graph_status_created",
+        "interrupts",
+        ["graph", "status", "created_at", "id"],
+        False,
+    ),
+    (
+        "ix_interrupts_tenant_status_created",
+        "interrupts",
+        ["tenant", "status", "created_at", "id"],
+        True,
+    ),
+)
+
+
+def _create_index(name: str, table: str, columns: list[str], tenant: bool) -> None:
+    where = sa.text("tenant IS NOT NULL") if tenant else None
+    op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where)
+
+
+def upgrade() -> None:
+    for name, table, columns, tenant in _LIST_INDEXES:
+        op.drop_index(name, table_name=table)
+        _create_index(name, table, columns[:-1], tenant)
+
+
+def downgrade() -> None:
+    for name, table, columns, tenant in _LIST_INDEXES:
+        op.drop_index(name, table_name=table)
+        _create_index(name, table, columns, tenant)
