@@ -97,6 +97,9 @@ def create_app(
         worker_task: asyncio.Task[Any] | None = None
         if embedded_worker:
             services.worker = _build_worker(settings, services.engine, services.registry)
+            # Requests that wait hand their runs to this worker directly (`local_runs`).
+            services.threads.local_runner = services.worker
+            services.interrupts.local_runner = services.worker
             worker_task = asyncio.create_task(services.worker.run(), name="hitl-embedded-worker")
         try:
             yield

@@ -77,6 +77,36 @@ class RunQueue:
                 run_id = (await conn.execute(sql.PG_ENQUEUE, {"thread_id": thread_id})).one()
         return RunId(int(run_id[0]))
 
+    async def enqueue_claimed(
+        self,
+        conn: AsyncConnection,
+        thread_id: str,
+        *,
+        worker_id: str,
+        lease_seconds: float,
+    ) -> ClaimedRun | None:
+        """Queue a run of ``thread_id`` already claimed by ``worker_id``, in the caller's
+        transaction; the caller's process executes it (PostgreSQL only).
+
+        When the thread has an active run already, or on SQLite, the run is queued as by
+        `enqueue` instead and None is returned. The claimed run is an ordinary one: leased,
+        heartbeated, fenced, and reaped if its worker dies.
+        """
+        if self.sqlite:
+            await self.enqueue(conn, thread_id)
+            return None
+        params = {
+            "thread_id": thread_id,
+            "worker_id": worker_id,
+            "lease_seconds": float(lease_seconds),
+        }
+        with wrap_db_errors():
+            row = (await conn.execute(sql.PG_ENQUEUE_CLAIMED, params)).mappings().first()
+        if row is None:
+            await self.enqueue(conn, thread_id)
+            return None
+        return self._claimed(WorkerId(worker_id), row, row["answers"], None)
+
     # -- workers --------------------------------------------------------------------------
 
     async def claim(

@@ -29,6 +29,7 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "PG_CLAIM",
     "PG_ENQUEUE",
+    "PG_ENQUEUE_CLAIMED",
     "PG_FINISH",
     "PG_HEARTBEAT",
     "PG_NOTIFY",
@@ -100,12 +101,32 @@ PG_ENQUEUE = sa.text(
     """
 )
 
-#: Claim the oldest queued run in one statement: lease from now(), thread marked running,
-#: and everything execution needs (graph, input, started?, undelivered answers: a human's,
-#: or the default an expired deadline applied) returned.
+# The claimed run's thread is marked running (a cancelled one stays cancelled) and everything
+# execution needs comes back: graph, input, started?, and the undelivered answers (a human's,
+# or the default an expired deadline applied). Follows a ``claimed`` CTE (id, thread_id,
+# attempts).
+_CLAIMED_THREAD = """
+    UPDATE threads AS t
+    SET status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE 'running' END,
+        updated_at = now()
+    FROM claimed
+    WHERE t.thread_id = claimed.thread_id
+    RETURNING claimed.id, claimed.thread_id, claimed.attempts, t.graph, t.tenant,
+        t.status, t.input,
+        EXISTS (
+            SELECT 1 FROM checkpoints AS c WHERE c.thread_id = t.thread_id AND c.ns = ''
+        ) AS started,
+        (
+            SELECT jsonb_object_agg(i.id, i.answer) FROM interrupts AS i
+            WHERE i.thread_id = t.thread_id AND i.consumed_at IS NULL
+                AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
+        ) AS answers
+"""
+
+#: Claim the oldest queued run in one statement: lease from now(), thread marked running.
 PG_CLAIM = _json_columns(
     sa.text(
-        """
+        f"""
         WITH claimed AS (
             UPDATE runs
             SET status = 'running', worker_id = :worker_id, started_at = now(),
@@ -116,21 +137,28 @@ PG_CLAIM = _json_columns(
             )
             RETURNING id, thread_id, attempts
         )
-        UPDATE threads AS t
-        SET status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE 'running' END,
-            updated_at = now()
-        FROM claimed
-        WHERE t.thread_id = claimed.thread_id
-        RETURNING claimed.id, claimed.thread_id, claimed.attempts, t.graph, t.tenant,
-            t.status, t.input,
-            EXISTS (
-                SELECT 1 FROM checkpoints AS c WHERE c.thread_id = t.thread_id AND c.ns = ''
-            ) AS started,
-            (
-                SELECT jsonb_object_agg(i.id, i.answer) FROM interrupts AS i
-                WHERE i.thread_id = t.thread_id AND i.consumed_at IS NULL
-                    AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
-            ) AS answers
+        {_CLAIMED_THREAD}
+        """
+    ),
+    "input",
+    "answers",
+)
+
+#: Queue a run already claimed by :worker_id, inside the caller's transaction: the process
+#: that queues it runs it itself (``?wait=true``), so no NOTIFY and no claim. Nothing is
+#: returned when the thread already has an active run (the caller then queues normally).
+PG_ENQUEUE_CLAIMED = _json_columns(
+    sa.text(
+        f"""
+        WITH claimed AS (
+            INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at,
+                              lease_expires_at)
+            VALUES (:thread_id, 'running', false, 0, :worker_id, now(),
+                    now() + make_interval(secs => :lease_seconds))
+            ON CONFLICT (thread_id) WHERE status IN ('queued', 'running') DO NOTHING
+            RETURNING id, thread_id, attempts
+        )
+        {_CLAIMED_THREAD}
         """
     ),
     "input",

@@ -53,6 +53,8 @@ from app.services.run_statements import (
     SETTLE_THREAD,
     SQLITE_INSERT_INTERRUPT,
 )
+from app.services.thread_rows import load_threads
+from app.services.views import Thread
 
 __all__ = ["RunExecutor", "RunOutcome"]
 
@@ -69,6 +71,8 @@ class RunOutcome:
     #: The thread's status now (``queued`` when an answer arrived during the run).
     thread_status: str
     error: Mapping[str, str] | None = None
+    #: The thread as settled, read in the settling transaction (only when asked for).
+    thread: Thread | None = None
 
 
 @dataclass(slots=True)
@@ -106,15 +110,20 @@ class RunExecutor:
         self.events = events
         self.sqlite = engine.dialect.name == "sqlite"
 
-    async def execute(self, run: ClaimedRun) -> RunOutcome:
+    async def execute(self, run: ClaimedRun, *, report_thread: bool = False) -> RunOutcome:
         """Run ``run`` to its next stop and store the result.
+
+        ``report_thread``: the outcome carries the settled thread, read in the settling
+        transaction (for a request waiting on this run; `app.services.local_runs`).
 
         Raises:
             LeaseLostError: the lease was lost; nothing was written.
             UnavailableError: the database failed; nothing was written.
         """
         if run.thread_status == "cancelled":
-            return await self._settle(run, None, _Settlement(RunStatus.CANCELLED, "cancelled"))
+            return await self._settle(
+                run, None, _Settlement(RunStatus.CANCELLED, "cancelled"), report_thread
+            )
         graph = self._graph(run.graph)
         if graph is None:
             error = {
@@ -122,15 +131,15 @@ class RunExecutor:
                 "message": f"No graph is registered under the name {run.graph!r}.",
             }
             settlement = _Settlement(RunStatus.FAILED, "failed", error=error, flush=False)
-            return await self._settle(run, None, settlement)
+            return await self._settle(run, None, settlement, report_thread)
 
         saver = run_saver(self.engine, run.prefetched)
         settlement = await self._run_graph(run, graph.with_checkpointer(saver))
         try:
-            return await self._settle(run, saver, settlement)
+            return await self._settle(run, saver, settlement, report_thread)
         except SerializationError as exc:  # a value the buffer could only encode at flush
             failed = _Settlement(RunStatus.FAILED, "failed", error=_error(exc), flush=False)
-            return await self._settle(run, None, failed)
+            return await self._settle(run, None, failed, report_thread)
 
     @staticmethod
     async def prefetch(conn: AsyncConnection, thread_id: str) -> PrefetchedHead | None:
@@ -202,10 +211,14 @@ class RunExecutor:
         return None  # continue from the head (retry after a failure, breakpoint, rerun)
 
     async def _settle(
-        self, run: ClaimedRun, saver: BufferedCheckpointer | None, plan: _Settlement
+        self,
+        run: ClaimedRun,
+        saver: BufferedCheckpointer | None,
+        plan: _Settlement,
+        report_thread: bool = False,
     ) -> RunOutcome:
         """The run's one commit; shielded, so a shutdown cannot cut it in half."""
-        commit = asyncio.ensure_future(self._commit(run, saver, plan))
+        commit = asyncio.ensure_future(self._commit(run, saver, plan, report_thread))
         try:
             return await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -213,7 +226,11 @@ class RunExecutor:
             raise
 
     async def _commit(
-        self, run: ClaimedRun, saver: BufferedCheckpointer | None, plan: _Settlement
+        self,
+        run: ClaimedRun,
+        saver: BufferedCheckpointer | None,
+        plan: _Settlement,
+        report_thread: bool,
     ) -> RunOutcome:
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
@@ -246,7 +263,8 @@ class RunExecutor:
                 if self.events is not None:  # the outbox: in the run's one transaction
                     outcome = self._events(run, plan, thread_status, created, self.events)
                     await self.events.record(conn, outcome)
-        return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error)
+                thread = (await load_threads(conn, [settled]))[0] if report_thread else None
+        return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error, thread)
 
     async def _insert_interrupts(
         self,

@@ -38,6 +38,7 @@ from app.services import pagination
 from app.services.answer_schemas import schema_errors
 from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
+from app.services.local_runs import LocalRunner, RunHere
 from app.services.thread_rows import (
     THREAD_COLUMNS,
     load_thread,
@@ -158,6 +159,12 @@ class InterruptService:
         self.dialect = engine.dialect.name
         #: The tenant this service acts for (None: every tenant).
         self.tenant = tenant
+        #: This process's worker, which runs the runs of waiting requests itself (`run_here`).
+        self.local_runner: LocalRunner | None = None
+
+    def run_here(self, wait: bool) -> RunHere:
+        """For a request that will wait: a slot of this process's worker, if one is free."""
+        return RunHere.reserve(self.local_runner, wait)
 
     def scoped(self, tenant: str | None) -> InterruptService:
         """This service acting for ``tenant`` (a cheap copy sharing engine and queue)."""
@@ -241,8 +248,12 @@ class InterruptService:
         answered_by: str | None = None,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        here: RunHere | None = None,
     ) -> Outcome[Thread]:
-        """Answer a thread's pending interrupt(s): a bare value (exactly one pending) or a map."""
+        """Answer a thread's pending interrupt(s): a bare value (exactly one pending) or a map.
+
+        ``here``: the run is claimed for this process's worker (see `app.services.local_runs`).
+        """
         if (value is MISSING) == (values is None):
             raise InvalidInputError('Send exactly one of "value" and "values".')
         if values is not None and not values:
@@ -298,10 +309,11 @@ class InterruptService:
                 answered_by=answered_by,
                 request_id=request_id,
                 answers_all=answers.keys() == pending.keys(),
+                here=here,
             )
 
         return await run_write(
-            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json
+            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json, here=here
         )
 
     async def resume_interrupt(
@@ -312,6 +324,7 @@ class InterruptService:
         answered_by: str | None = None,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        here: RunHere | None = None,
     ) -> Outcome[Thread]:
         """Answer one interrupt by its id (same rules as a thread resume)."""
         request = {"value": value, "answered_by": answered_by}
@@ -350,10 +363,11 @@ class InterruptService:
                 {interrupt_id: row.schema},
                 answered_by=answered_by,
                 request_id=request_id,
+                here=here,
             )
 
         return await run_write(
-            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json
+            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json, here=here
         )
 
     async def _answer(
@@ -366,6 +380,7 @@ class InterruptService:
         answered_by: str | None,
         request_id: str | None,
         answers_all: bool = False,
+        here: RunHere | None = None,
     ) -> Outcome[Thread]:
         """Record ``answers`` and queue the run (``answers_all``: no other question is pending)."""
         errors = [e for i, a in answers.items() for e in schema_errors(i, schemas.get(i), a)]
@@ -405,7 +420,11 @@ class InterruptService:
                     )
                 )
         queued = (await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})).first()
-        await self.queue.enqueue(conn, thread_id)  # same transaction as the answers
+        # Same transaction as the answers.
+        if here is not None:
+            await here.enqueue(conn, self.queue, thread_id)
+        else:
+            await self.queue.enqueue(conn, thread_id)
         if self.events is not None:
             await self.events.record(conn, resolved)  # the outbox: same transaction too
         if queued is None:  # it was not interrupted (some answers were already in)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
 from app.queue.sql import seconds_from_now
+from app.services.thread_rows import THREAD_COLUMNS
 
 __all__ = [
     "CANCEL_RUN",
@@ -28,8 +29,8 @@ __all__ = [
 THREADS: sa.Table = ThreadRow.__table__  # type: ignore[assignment]
 INTERRUPTS: sa.Table = InterruptRow.__table__  # type: ignore[assignment]
 
-#: Thread settled by a run: latest values, next nodes, status. A thread cancelled meanwhile
-#: keeps its status (and gets no new questions): no row returned. The input is cleared: the
+#: Thread settled by a run: latest values, next nodes, status; returns the thread's columns.
+#: A thread cancelled meanwhile keeps its status (and gets no new questions): no row returned. The input is cleared: the
 #: run stored a checkpoint, so no later run reads it (storage per paused thread).
 SETTLE_THREAD = (
     sa.update(THREADS)
@@ -44,7 +45,7 @@ SETTLE_THREAD = (
             "updated_at": utcnow(),
         }
     )
-    .returning(ThreadRow.thread_id)
+    .returning(*THREAD_COLUMNS)
 )
 
 #: Thread failed by its run: status and error only; values stay those of the last checkpoint.
@@ -58,7 +59,7 @@ FAIL_THREAD = (
             "updated_at": utcnow(),
         }
     )
-    .returning(ThreadRow.thread_id)
+    .returning(*THREAD_COLUMNS)
 )
 
 #: A run whose thread was cancelled while it ran ends as cancelled.

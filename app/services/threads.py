@@ -30,6 +30,7 @@ from app.services import pagination
 from app.services.events import EventLog, thread_cancelled
 from app.services.history import load_history
 from app.services.idempotency import IdempotencyKey
+from app.services.local_runs import LocalRunner, RunHere
 from app.services.settle_watch import SettleWatch
 from app.services.thread_rows import (
     THREAD_COLUMNS,
@@ -59,6 +60,10 @@ class RunQueuePort(Protocol):
     """What the use cases need from the run queue (``app.queue.RunQueue``)."""
 
     async def enqueue(self, conn: AsyncConnection, thread_id: str) -> Any: ...
+
+    async def enqueue_claimed(
+        self, conn: AsyncConnection, thread_id: str, *, worker_id: str, lease_seconds: float
+    ) -> Any: ...
 
 
 class ThreadExistsError(ConflictError):
@@ -109,6 +114,12 @@ class ThreadService:
         self.tenant = tenant
         #: Wakes waits when runs settle (PostgreSQL; SQLite waits poll). Shared by scoped copies.
         self.settle_watch = SettleWatch(engine) if self.dialect == "postgresql" else None
+        #: This process's worker, which runs the runs of waiting requests itself (`run_here`).
+        self.local_runner: LocalRunner | None = None
+
+    def run_here(self, wait: bool) -> RunHere:
+        """For a request that will wait: a slot of this process's worker, if one is free."""
+        return RunHere.reserve(self.local_runner, wait)
 
     def scoped(self, tenant: str | None) -> ThreadService:
         """This service acting for ``tenant`` (a cheap copy sharing engine, queue and graphs)."""
@@ -125,8 +136,12 @@ class ThreadService:
         metadata: Mapping[str, Any] | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        here: RunHere | None = None,
     ) -> Outcome[Thread]:
-        """Create a thread and queue its first run (201); an existing id is returned as is (200)."""
+        """Create a thread and queue its first run (201); an existing id is returned as is (200).
+
+        ``here``: the run is claimed for this process's worker (`settle` then executes it).
+        """
         self.registry.get(graph)  # unknown graph: 404 before anything is written
         request = {
             "graph": graph,
@@ -161,9 +176,11 @@ class ThreadService:
                 )
             ).first()
             if inserted is not None:
-                await self.queue.enqueue(
-                    conn, new_id
-                )  # same transaction: never a thread without its run
+                # Same transaction: never a thread without its run.
+                if here is not None:
+                    await here.enqueue(conn, self.queue, new_id)
+                else:
+                    await self.queue.enqueue(conn, new_id)
                 thread = thread_from_row(inserted, [])  # nothing asked yet
             else:
                 if tenant is not None:
@@ -179,7 +196,7 @@ class ThreadService:
             return Outcome(thread, created=created, status_code=201 if created else 200)
 
         return await run_write(
-            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json
+            self.engine, effect, ikey, to_json=thread_to_json, from_json=thread_from_json, here=here
         )
 
     async def get(self, thread_id: str) -> Thread:
@@ -227,6 +244,15 @@ class ThreadService:
             last = rows[limit - 1]
             next_cursor = pagination.encode_cursor(last.position, last.thread_id)
         return Page(threads, next_cursor)
+
+    async def settle(self, thread_id: str, here: RunHere | None, *, look_first: bool) -> Thread:
+        """The thread once its run settled: executed here when ``here`` claimed it, else `wait`."""
+        if here is not None:
+            outcome = await here.execute()
+            if outcome is not None and outcome.thread_status != ThreadStatus.QUEUED.value:
+                # Read in the settling transaction; without it (cancelled), read it now.
+                return outcome.thread or await self.get(thread_id)
+        return await self.wait(thread_id, look_first=look_first)
 
     async def wait(
         self,

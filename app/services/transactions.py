@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,6 +18,9 @@ from app.db.errors import wrap_db_errors
 from app.services import idempotency
 from app.services.idempotency import IdempotencyKey
 from app.services.views import Outcome
+
+if TYPE_CHECKING:
+    from app.services.local_runs import RunHere
 
 T = TypeVar("T")
 
@@ -51,20 +54,26 @@ async def run_write(
     *,
     to_json: Callable[[T], Any],
     from_json: Callable[[Any], T],
+    here: RunHere | None = None,
 ) -> Outcome[T]:
     """Run ``effect`` in one transaction, guarded by an Idempotency-Key when one was sent.
 
     With a key, the key is claimed first; a key already used with the same request replays the
     stored response instead of running ``effect`` again.
     """
-    async with write_tx(engine) as conn:
-        if ikey is not None:
-            stored = await idempotency.claim(conn, ikey)
-            if stored is not None:
-                return Outcome(
-                    from_json(stored.body), replayed=True, status_code=stored.status_code
-                )
-        outcome = await effect(conn)
-        if ikey is not None:
-            await idempotency.complete(conn, ikey, outcome.status_code, to_json(outcome.value))
-        return outcome
+    try:
+        async with write_tx(engine) as conn:
+            if ikey is not None:
+                stored = await idempotency.claim(conn, ikey)
+                if stored is not None:
+                    return Outcome(
+                        from_json(stored.body), replayed=True, status_code=stored.status_code
+                    )
+            outcome = await effect(conn)
+            if ikey is not None:
+                await idempotency.complete(conn, ikey, outcome.status_code, to_json(outcome.value))
+            return outcome
+    except BaseException:
+        if here is not None:  # whatever the effect claimed was rolled back with it
+            here.rolled_back()
+        raise

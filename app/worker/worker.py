@@ -34,7 +34,7 @@ from app.queue import DEFAULT_MAX_ATTEMPTS, ClaimedRun, RunQueue
 from app.queue.listener import RunListener, asyncpg_dsn
 from app.queue.wakeup import subscribe
 from app.services.events import EventLog
-from app.services.execution import RunExecutor
+from app.services.execution import RunExecutor, RunOutcome
 from app.worker.leases import ActiveRun, LeaseKeeper, log_db_problem
 from app.worker.sweeper import DeadlineSweeper
 from app.worker.webhooks import WebhookDispatcher
@@ -99,6 +99,8 @@ class Worker:
             on_given_up=self.executor.record_given_up,
         )
         self._running = self.leases.running
+        #: Slots promised to requests of this process that run their own runs (`reserve`).
+        self._reserved = 0
         self._slot_freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -148,6 +150,22 @@ class Worker:
     def active_runs(self) -> int:
         """Runs executing right now (a paused thread is not one of them)."""
         return len(self._running)
+
+    def _busy(self) -> bool:
+        return len(self._running) + self._reserved >= self.concurrency
+
+    def reserve(self) -> _Slot | None:
+        """A slot for a run that a request of this process queues and hands over itself
+        (`app.services.local_runs`); None when none is free, the worker is not running or
+        stopping, or the database is SQLite (its claims are serialized anyway)."""
+        if self._stopping or self._loop is None or self.queue.sqlite or self._busy():
+            return None
+        self._reserved += 1
+        return _Slot(self)
+
+    def _unreserve(self) -> None:
+        self._reserved -= 1
+        self._slot_freed.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -268,9 +286,9 @@ class Worker:
         claim_now = True
         owed = False  # a follow-up claim is due after a success
         while not self._stopping:
-            if len(self._running) >= self.concurrency:
+            if self._busy():
                 self._slot_freed.clear()
-                if len(self._running) >= self.concurrency:
+                if self._busy():
                     await self._slot_freed.wait()
                 continue
             if not claim_now and self._signals == 0:
@@ -305,16 +323,20 @@ class Worker:
             owed = not claim_now
             self._start(run)
 
-    def _start(self, run: ClaimedRun) -> None:
-        task = asyncio.create_task(self._execute(run), name=f"hitl-run-{run.id}")
+    def _start(
+        self, run: ClaimedRun, *, report_thread: bool = False
+    ) -> asyncio.Task[RunOutcome | None]:
+        task = asyncio.create_task(self._execute(run, report_thread), name=f"hitl-run-{run.id}")
         self._running[run.id] = ActiveRun(run, task)
         logger.debug(
             "worker %s: claimed run %s of thread %s", self.worker_id, run.id, run.thread_id
         )
+        return task
 
-    async def _execute(self, run: ClaimedRun) -> None:
+    async def _execute(self, run: ClaimedRun, report_thread: bool) -> RunOutcome | None:
+        outcome = None
         try:
-            outcome = await self.executor.execute(run)
+            outcome = await self.executor.execute(run, report_thread=report_thread)
             logger.info(
                 "run %s of thread %s: %s (thread %s)",
                 run.id,
@@ -344,6 +366,7 @@ class Worker:
                 # needs no nudge (a loop at capacity claims on ``_slot_freed``, and NOTIFY
                 # wakes an idle one); it would be one empty claim per run.
                 self._wake.set()
+        return outcome
 
     async def _release(self, run: ClaimedRun) -> None:
         try:
@@ -381,6 +404,31 @@ class Worker:
             active.handed_back = True
             active.task.cancel()
         await asyncio.gather(*(a.task for a in pending), return_exceptions=True)
+
+
+class _Slot:
+    """A slot of `Worker` reserved for one request's run (`app.services.local_runs.RunSlot`)."""
+
+    __slots__ = ("_worker", "lease_seconds", "worker_id")
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker: Worker | None = worker
+        self.worker_id = worker.worker_id
+        self.lease_seconds = worker.lease_seconds
+
+    def start(self, run: ClaimedRun) -> asyncio.Future[RunOutcome | None]:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            raise RuntimeError("this slot was used or released already")
+        worker._reserved -= 1
+        # Even when the worker is stopping, the run is taken: it is claimed for this worker,
+        # and draining lets it finish (or hands it back) like every other.
+        return worker._start(run, report_thread=True)
+
+    def release(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker._unreserve()
 
 
 #: How long a listening worker may defer the claim that follows a successful one.

@@ -91,16 +91,18 @@ async def resume_interrupt(
     wait: WaitQuery = False,
 ) -> ThreadResponse:
     """Answer one interrupt by its id; 202 with its thread, now queued."""
-    with metrics.count_resume():
-        outcome = await interrupts.resume_interrupt(
-            interrupt_id,
-            body.value,
-            answered_by=principal.audit_name(body.answered_by),
-            request_id=request_id,
-            idempotency_key=idempotency_key,
-        )
-    thread = outcome.value
-    if wait and not outcome.replayed:
-        thread = await threads.wait(thread.thread_id, look_first=False)  # just queued
+    with interrupts.run_here(wait) as here:
+        with metrics.count_resume():
+            outcome = await interrupts.resume_interrupt(
+                interrupt_id,
+                body.value,
+                answered_by=principal.audit_name(body.answered_by),
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                here=here,
+            )
+        thread = outcome.value
+        if wait and not outcome.replayed:
+            thread = await threads.settle(thread.thread_id, here, look_first=False)
     response.status_code = outcome.status_code
     return ThreadResponse.from_record(thread)

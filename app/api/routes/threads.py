@@ -58,19 +58,21 @@ async def create_thread(
     wait: WaitQuery = False,
 ) -> ThreadResponse:
     """Create a thread of a hosted graph and queue its first run."""
-    outcome = await threads.start(
-        body.graph,
-        body.input,
-        thread_id=body.thread_id,
-        metadata=body.metadata,
-        webhook=body.webhook,
-        idempotency_key=idempotency_key,
-    )
-    if outcome.created:
-        metrics.threads_started.labels(body.graph).inc()
-    thread = outcome.value
-    if wait and not outcome.replayed:
-        thread = await threads.wait(thread.thread_id, look_first=not outcome.created)
+    with threads.run_here(wait) as here:
+        outcome = await threads.start(
+            body.graph,
+            body.input,
+            thread_id=body.thread_id,
+            metadata=body.metadata,
+            webhook=body.webhook,
+            idempotency_key=idempotency_key,
+            here=here,
+        )
+        if outcome.created:
+            metrics.threads_started.labels(body.graph).inc()
+        thread = outcome.value
+        if wait and not outcome.replayed:
+            thread = await threads.settle(thread.thread_id, here, look_first=not outcome.created)
     response.status_code = outcome.status_code
     response.headers["Location"] = f"/threads/{thread.thread_id}"
     return ThreadResponse.from_record(thread)
@@ -141,18 +143,20 @@ async def resume_thread(
 
     The answer is recorded with the key's name (``answered_by``), the time and the request id.
     """
-    with metrics.count_resume():
-        outcome = await interrupts.resume_thread(
-            thread_id,
-            value=body.value if "value" in body.model_fields_set else MISSING,
-            values=body.values if "values" in body.model_fields_set else None,
-            answered_by=principal.audit_name(body.answered_by),
-            request_id=request_id,
-            idempotency_key=idempotency_key,
-        )
-    thread = outcome.value
-    if wait and not outcome.replayed:
-        thread = await threads.wait(thread_id, look_first=False)  # just queued
+    with interrupts.run_here(wait) as here:
+        with metrics.count_resume():
+            outcome = await interrupts.resume_thread(
+                thread_id,
+                value=body.value if "value" in body.model_fields_set else MISSING,
+                values=body.values if "values" in body.model_fields_set else None,
+                answered_by=principal.audit_name(body.answered_by),
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                here=here,
+            )
+        thread = outcome.value
+        if wait and not outcome.replayed:
+            thread = await threads.settle(thread_id, here, look_first=False)  # just queued
     response.status_code = outcome.status_code
     return ThreadResponse.from_record(thread)
 
