@@ -35,6 +35,7 @@ from app.checkpoint.sql_queries import (
     DELETE_WRITES,
     checkpoint_params,
     execute_params,
+    inline_writes,
     tuples_from_rows,
     tuples_query,
     write_params,
@@ -209,14 +210,25 @@ class BufferedCheckpointer(SyncCheckpointerMixin):
         self._writes.clear()
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write the buffer inside the caller's transaction (see `write_batch`)."""
-        checkpoint_rows = [row for _, row in self._checkpoints.values()]
+        """Write the buffer inside the caller's transaction (see `write_batch`).
+
+        Writes to a checkpoint put in this buffer are stored in its row (``writes``); others
+        (to checkpoints stored before) in ``checkpoint_writes``.
+        """
+        inline: dict[tuple[str, str, str], list[tuple[str, str, bytes]]] = {}
         write_rows: list[dict[str, Any]] = []
         positions: dict[tuple[str, str, str], int] = {}
         for w, blob in self._writes.values():
             key = (w.thread_id, w.ns, w.checkpoint_id)
+            if key in self._checkpoints:
+                inline.setdefault(key, []).append((w.task_id, w.channel, blob))
+                continue
             positions[key] = i = positions.get(key, -1) + 1
             write_rows.append(_write_row(w, blob, i))
+        checkpoint_rows = [
+            {**row, "writes": inline_writes(cp, inline[key])} if key in inline else row
+            for key, (cp, row) in self._checkpoints.items()
+        ]
         await execute_params(conn, checkpoint_rows, write_rows)
 
     # -- reads: the inner saver's data with the buffer on top

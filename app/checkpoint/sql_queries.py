@@ -7,18 +7,31 @@ of the value. Statements are built once per dialect and cached.
 
 Nothing derivable is stored twice (bytes per paused thread): the engine's usual metadata
 (exactly ``source`` and ``step`` equal to the row's columns and empty ``parents``) is stored
-as JSON ``null``, other metadata as it is; interrupt records are stored without the fields still
-at their defaults (no schema, no deadline, no default) and without a namespace that is the
-asking task's own. All are restored exactly on read.
+as SQL NULL (JSON ``null`` in rows written before), other metadata as it is; interrupt records
+are stored without the fields still at their defaults (no schema, no deadline, no default),
+without a namespace that is the asking task's own and without an id that is the engine's hash
+of that namespace and the record's position; a task is stored without an id that is the
+engine's hash of the checkpoint, step, node and path (a pull task as ``[name]``); ``created_at``
+as ``~<microseconds after the time in the checkpoint id>`` when that gives back the same text.
+Each is checked when written (anything else is stored as it is) and restored exactly on read.
+
+A checkpoint written together with its pending writes (`inline_writes`, a run's final flush)
+holds them in its ``writes`` column, ``[[task, channel, value], ...]`` (``task``: an index
+into the checkpoint's tasks, or a task id): a paused thread has one row, not two. Writes
+made later go to ``checkpoint_writes``; a read merges both, inline ones first, and a later
+write of the same (task, channel) replaces an inline one in its place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from hashlib import blake2b
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +46,7 @@ __all__ = [
     "DELETE_WRITES",
     "checkpoint_params",
     "execute_params",
+    "inline_writes",
     "tuples_from_rows",
     "tuples_query",
     "write_params",
@@ -54,7 +68,7 @@ def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
     data = serde.dumps(
         [
             dict(checkpoint.values),
-            [[t.id, t.name, list(t.path), t.arg] for t in checkpoint.tasks],
+            [_compact_task(checkpoint, t) for t in checkpoint.tasks],
             dict(checkpoint.extra),
         ]
     )
@@ -68,8 +82,99 @@ def checkpoint_params(checkpoint: Checkpoint) -> dict[str, Any]:
         "source": checkpoint.source,
         "data": data,
         "metadata": None if metadata is None else serde.encode(metadata),
-        "created_at": checkpoint.created_at,
+        "created_at": _compact_created_at(checkpoint.id, checkpoint.created_at),
+        "writes": None,
     }
+
+
+# The engine's ids (`app.graph.ids`), recomputed to leave derivable ids out. Only a match
+# is left out, so a different engine (or a changed scheme) just stores its ids.
+
+
+def _task_id(checkpoint_id: str, ns: str, step: int, node: str, path: str) -> str:
+    h = blake2b(
+        f"{checkpoint_id}\x00{ns}\x00{step}\x00{node}\x00{path}".encode(), digest_size=16
+    ).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _interrupt_id(task_ns: str, index: int) -> str:
+    return blake2b(f"{task_ns}|{index}".encode(), digest_size=16).hexdigest()
+
+
+def _path_key(path: Sequence[Any]) -> str | None:
+    if len(path) == 2 and path[0] == "pull":
+        return "pull"
+    if len(path) == 2 and path[0] == "push" and type(path[1]) is int:
+        return f"push:{path[1]}"
+    return None
+
+
+def _derived_task_id(cp: Checkpoint, name: str, path: Sequence[Any]) -> str | None:
+    key = _path_key(path)
+    return None if key is None else _task_id(cp.id, cp.ns, cp.step, name, key)
+
+
+def _compact_task(cp: Checkpoint, t: TaskSpec) -> list[Any]:
+    """``[name]`` (a pull task), ``[name, path, arg]`` (id derived), or ``[id, name, path,
+    arg]``."""
+    if t.id != _derived_task_id(cp, t.name, t.path):
+        return [t.id, t.name, list(t.path), t.arg]
+    if t.arg is None and tuple(t.path) == ("pull", t.name):
+        return [t.name]
+    return [t.name, list(t.path), t.arg]
+
+
+def _expand_task(cp_id: str, ns: str, step: int, stored: list[Any]) -> TaskSpec:
+    if len(stored) == 4:
+        tid, name, path, arg = stored
+        return TaskSpec(tid, name, tuple(path), arg)
+    name = stored[0]
+    path, arg = (["pull", name], None) if len(stored) == 1 else (stored[1], stored[2])
+    key = _path_key(path)
+    assert key is not None
+    return TaskSpec(_task_id(cp_id, ns, step, name, key), name, tuple(path), arg)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _id_micros(checkpoint_id: str) -> int | None:
+    """The time in a time-ordered checkpoint id (``app.graph.ids``), in microseconds."""
+    if len(checkpoint_id) != 36:
+        return None
+    try:
+        return int(checkpoint_id[:8] + checkpoint_id[9:13] + checkpoint_id[14:18], 16) // 1000
+    except ValueError:
+        return None
+
+
+def _compact_created_at(checkpoint_id: str, created_at: str) -> str:
+    if created_at.startswith("~"):  # escaped: read back without the first "~"
+        return "~" + created_at
+    base = _id_micros(checkpoint_id)
+    if base is None:
+        return created_at
+    try:
+        when = datetime.fromisoformat(created_at)
+    except ValueError:
+        return created_at
+    if when.tzinfo is None:
+        return created_at
+    delta = (when - _EPOCH) // timedelta(microseconds=1) - base
+    compact = f"~{delta}"
+    return compact if _expand_created_at(checkpoint_id, compact) == created_at else created_at
+
+
+def _expand_created_at(checkpoint_id: str, stored: str) -> str:
+    if not stored.startswith("~"):
+        return stored
+    if stored.startswith("~~"):
+        return stored[1:]
+    base = _id_micros(checkpoint_id)
+    if base is None:
+        return stored
+    return (_EPOCH + timedelta(microseconds=base + int(stored[1:]))).isoformat()
 
 
 def _compact_metadata(metadata: Mapping[str, Any], step: int, source: str) -> Any:
@@ -109,32 +214,43 @@ def _records(channel: str, value: Any) -> bool:
 
 
 def _compact_write(channel: str, value: Any, task_id: str) -> Any:
-    """An engine write as stored: interrupt records without their default-valued fields, and
-    without ``ns`` when it is the asking task's own (``"<node>:<task_id>"``)."""
+    """An engine write as stored: interrupt records without their default-valued fields,
+    without ``ns`` when it is the asking task's own (``"<node>:<task_id>"``), and without
+    ``id`` when it is the engine's id of the record's namespace and position."""
     if not _records(channel, value):
         return value
     out = []
-    for record in value:
+    for i, record in enumerate(value):
         own_ns = f"{record['node']}:{task_id}"
+        ns = record.get("ns", own_ns)
+        derived_id = isinstance(ns, str) and record["id"] == _interrupt_id(ns, i)
         out.append(
             {
                 k: v
                 for k, v in record.items()
                 if not (k == "ns" and v == own_ns)
+                and not (k == "id" and derived_id)
                 and not any(k == key and v is default for key, default in _RECORD_DEFAULTS)
             }
         )
     return out
 
 
+def _is_stored_record(item: Any) -> bool:
+    return type(item) is dict and type(item.get("node")) is str
+
+
 def _expand_write(channel: str, value: Any, task_id: str) -> Any:
-    if not _records(channel, value):
+    if not (channel == INTERRUPT and type(value) is list and all(map(_is_stored_record, value))):
         return value
-    for record in value:
-        record.setdefault("ns", f"{record['node']}:{task_id}")
+    for i, record in enumerate(value):
+        ns = record.setdefault("ns", f"{record['node']}:{task_id}")
+        if "id" not in record:
+            record["id"] = _interrupt_id(ns, i)
         for key, default in _RECORD_DEFAULTS:
             record.setdefault(key, default)
-    return value
+    # The key order of a record as the engine makes it (id first).
+    return [{"id": r.pop("id"), **r} for r in value]
 
 
 def write_params(
@@ -180,11 +296,32 @@ def _checkpoint_from_row(row: sa.Row[Any]) -> Checkpoint:
         step=row.step,
         source=row.source,
         values=values,
-        tasks=tuple(TaskSpec(tid, name, tuple(path), arg) for tid, name, path, arg in tasks),
+        tasks=tuple(_expand_task(row.checkpoint_id, row.ns, row.step, t) for t in tasks),
         extra=extra,
         metadata=_expand_metadata(stored, row.step, row.source),
-        created_at=row.created_at,
+        created_at=_expand_created_at(row.checkpoint_id, row.created_at),
     )
+
+
+def inline_writes(checkpoint: Checkpoint, writes: Iterable[tuple[str, str, bytes]]) -> bytes:
+    """The ``writes`` column of ``checkpoint`` holding ``writes`` (task id, channel, the
+    value's stored bytes from `write_params`), in first-write order."""
+    tasks = {t.id: i for i, t in reversed(list(enumerate(checkpoint.tasks)))}
+    items = [
+        b"[%b,%b,%b]" % (orjson.dumps(tasks.get(task_id, task_id)), orjson.dumps(channel), blob)
+        for task_id, channel, blob in writes
+    ]
+    return b"[" + b",".join(items) + b"]"
+
+
+def _inline_from_row(checkpoint: Checkpoint, blob: Any) -> list[PendingWrite]:
+    if blob is None:
+        return []
+    out = []
+    for task, channel, value in serde.loads(blob):
+        task_id = checkpoint.tasks[task].id if type(task) is int else task
+        out.append(PendingWrite(task_id, channel, _expand_write(channel, value, task_id)))
+    return out
 
 
 # ---------------------------------------------------------------- statements
@@ -201,12 +338,15 @@ def _statements(dialect: str) -> _Statements:
     """Upserts for one dialect (built once; SQLAlchemy caches their compiled form)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     cp = insert(CHECKPOINTS)
+    set_: dict[str, Any] = {
+        name: cp.excluded[name]
+        for name in ("parent_id", "step", "source", "data", "metadata", "created_at")
+    }
+    # A checkpoint put again without writes keeps those it was written with.
+    set_["writes"] = sa.func.coalesce(cp.excluded.writes, CHECKPOINTS.c.writes)
     upsert_checkpoint = cp.on_conflict_do_update(
         index_elements=[CHECKPOINTS.c.thread_id, CHECKPOINTS.c.ns, CHECKPOINTS.c.checkpoint_id],
-        set_={
-            name: cp.excluded[name]
-            for name in ("parent_id", "step", "source", "data", "metadata", "created_at")
-        },
+        set_=set_,
     )
     key = (
         WRITES.c.thread_id == sa.bindparam("w_thread_id"),
@@ -283,6 +423,7 @@ def tuples_query(mode: str) -> sa.Select[Any]:
         CHECKPOINTS.c.data.label("blob"),
         CHECKPOINTS.c.metadata,
         CHECKPOINTS.c.created_at,
+        CHECKPOINTS.c.writes.label("inline"),
         null().label("task_id"),
         null().label("channel"),
         sa.literal_column("0").label("idx"),
@@ -300,6 +441,7 @@ def tuples_query(mode: str) -> sa.Select[Any]:
         null(),
         null(),
         WRITES.c.value,
+        null(),
         null(),
         null(),
         WRITES.c.task_id,
@@ -324,19 +466,21 @@ DELETE_CHECKPOINTS = sa.delete(CHECKPOINTS).where(
 
 def tuples_from_rows(rows: Iterable[sa.Row[Any]]) -> list[CheckpointTuple]:
     checkpoints: list[Checkpoint] = []
-    writes: dict[str, list[PendingWrite]] = {}
+    # Per checkpoint, by (task, channel): inline writes first, then the table's in idx order
+    # (replacing an inline write keeps its place).
+    writes: dict[str, dict[tuple[str, str], PendingWrite]] = {}
     for row in rows:
         if row.kind == 0:
-            checkpoints.append(_checkpoint_from_row(row))
+            cp = _checkpoint_from_row(row)
+            checkpoints.append(cp)
+            inline = writes.setdefault(cp.id, {})
+            for w in _inline_from_row(cp, row.inline):
+                inline[w.task_id, w.channel] = w
         else:
-            writes.setdefault(row.checkpoint_id, []).append(
-                PendingWrite(
-                    row.task_id,
-                    row.channel,
-                    _expand_write(row.channel, serde.loads(row.blob), row.task_id),
-                )
-            )
-    return [CheckpointTuple(cp, tuple(writes.get(cp.id, ()))) for cp in checkpoints]
+            value = _expand_write(row.channel, serde.loads(row.blob), row.task_id)
+            write = PendingWrite(row.task_id, row.channel, value)
+            writes.setdefault(row.checkpoint_id, {})[row.task_id, row.channel] = write
+    return [CheckpointTuple(cp, tuple(writes.get(cp.id, {}).values())) for cp in checkpoints]
 
 
 async def execute_params(

@@ -35,6 +35,8 @@ __all__ = [
 
 #: JSON everywhere, JSONB (indexable, containment) on PostgreSQL.
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+#: JSON where Python None is SQL NULL (not JSON null).
+_JSON_OR_NULL = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 #: BIGINT ids; SQLite autoincrements only an INTEGER primary key.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -216,10 +218,11 @@ class CheckpointRow(Base):
     step: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     source: Mapped[str] = mapped_column(sa.Text, nullable=False)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
-    metadata_: Mapped[Any] = mapped_column(
-        "metadata", JSON, nullable=False, server_default=sa.text("'{}'")
-    )
+    #: NULL: the engine's usual metadata (source and step as in the columns, no parents).
+    metadata_: Mapped[Any] = mapped_column("metadata", _JSON_OR_NULL, nullable=True)
     created_at: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    #: Pending writes made together with the checkpoint (see `app.checkpoint.sql_queries`).
+    writes: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
 class CheckpointWriteRow(Base):

@@ -1,9 +1,20 @@
-"""Smaller storage per paused thread: list indexes without the tie-breaking id.
+"""Smaller storage per paused thread: list indexes without the tie-breaking id; a checkpoint
+row holds the pending writes made with it; its usual metadata is SQL NULL.
 
 Why: every list index of threads and interrupts ended with the row's text id (37 and 33 bytes)
 only to break ties between rows created at the same instant. Ending them at ``created_at``
 keeps the same order (PostgreSQL sorts the few tied rows after the index scan, an incremental
 sort, and uses the cursor's ``created_at`` as the scan's bound) at about half the bytes.
+
+A paused thread's question (its INTERRUPT write) was a ``checkpoint_writes`` row of its own,
+with a five-column text primary key: ``checkpoints.writes`` now holds the writes a run makes
+together with its checkpoint (later writes still go to ``checkpoint_writes``). ``metadata``
+becomes nullable: NULL is the engine's usual metadata (JSON ``null`` in rows written before).
+
+Rows written before are read as they are; nothing is converted. Downgrading is schema only:
+checkpoints written by this version (inline writes, compact tasks, ``~`` created_at) need it to
+be read, so downgrade only a database whose threads will not be resumed or whose checkpoints
+were written before.
 
 Revision ID: 0004
 Revises: 0003
@@ -63,9 +74,16 @@ def upgrade() -> None:
     for name, table, columns, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
         _create_index(name, table, columns[:-1], tenant)
+    with op.batch_alter_table("checkpoints") as batch:
+        batch.add_column(sa.Column("writes", sa.LargeBinary(), nullable=True))
+        batch.alter_column("metadata", nullable=True, server_default=None)
 
 
 def downgrade() -> None:
+    op.execute("UPDATE checkpoints SET metadata = 'null' WHERE metadata IS NULL")
+    with op.batch_alter_table("checkpoints") as batch:
+        batch.drop_column("writes")
+        batch.alter_column("metadata", nullable=False, server_default=sa.text("'{}'"))
     for name, table, columns, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
         _create_index(name, table, columns, tenant)

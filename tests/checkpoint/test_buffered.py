@@ -126,3 +126,32 @@ async def test_delete_thread_drops_buffer_and_store(stored: SqlCheckpointer) -> 
     assert await buffered.aget_tuple("thread-1") is None
     assert await stored.aget_tuple("thread-1") is None
     assert [cp.thread_id for cp in buffered.buffered_checkpoints] == ["other"]
+
+
+class FlushBeforeReads(BufferedCheckpointer):
+    """Flushes (then forgets) the buffer before every read: checkpoints put with their writes
+    are stored with them in one row, writes made after go to the writes table, and reads
+    merge both."""
+
+    def __init__(self, inner: SqlCheckpointer) -> None:
+        super().__init__(inner)
+        self.sql = inner
+
+    async def _flushed(self) -> None:
+        async with self.sql.engine.begin() as conn:
+            await self.flush(conn)
+        self.clear()
+
+    async def aget_tuple(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        await self._flushed()
+        return await super().aget_tuple(*args, **kwargs)
+
+    async def alist(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        await self._flushed()
+        return await super().alist(*args, **kwargs)
+
+
+class TestBufferedFlushedBeforeReads(SerializingSaverConformance):
+    @pytest.fixture
+    def saver(self, db_engine: AsyncEngine) -> Checkpointer:
+        return FlushBeforeReads(SqlCheckpointer(db_engine))
