@@ -1,0 +1,129 @@
+"""?wait=true on PostgreSQL: the request's own process runs the run (`app.services.local_runs`).
+
+A run claimed in the queueing transaction is inserted already ``running``: its ``started_at`` is
+the same database timestamp as its ``created_at``, which a run claimed later by the claim loop
+never has. That is how these tests tell the two paths apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from app.api.app import create_app
+from tests.api.conftest import make_registry, make_settings
+
+
+@pytest.fixture
+async def pg_app(pg_url: str) -> AsyncIterator[FastAPI]:
+    app = create_app(
+        make_settings(pg_url, worker_concurrency=1), embedded_worker=True, registry=make_registry()
+    )
+    async with app.router.lifespan_context(app):
+        await app.state.services.worker.started.wait()
+        yield app
+
+
+@pytest.fixture
+async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=pg_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
+        yield client
+
+
+async def _runs(app: FastAPI, thread_id: str) -> list[dict[str, Any]]:
+    query = sa.text(
+        "SELECT status, attempts, started_at = created_at AS claimed_when_queued"
+        " FROM runs WHERE thread_id = :t ORDER BY id"
+    )
+    async with app.state.services.engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query, {"t": thread_id})).mappings()]
+
+
+async def test_waiting_start_and_resume_run_in_the_requests_process(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient
+) -> None:
+    started = await pg_client.post(
+        "/threads", params={"wait": "true"}, json={"graph": "approval", "input": {}}
+    )
+    assert started.status_code == 201, started.text
+    body = started.json()
+    assert body["status"] == "interrupted"
+    [question] = body["interrupts"]
+    assert question["value"] == "Do you approve this action?"
+    thread_id = body["thread_id"]
+
+    resumed = await pg_client.post(
+        f"/threads/{thread_id}/resume", params={"wait": "true"}, json={"value": "yes"}
+    )
+    assert resumed.status_code == 202, resumed.text
+    assert (resumed.json()["status"], resumed.json()["values"]) == (
+        "completed",
+        {"approval": "yes"},
+    )
+    # What the waiting requests returned is what is stored.
+    stored = (await pg_client.get(f"/threads/{thread_id}")).json()
+    assert {k: stored[k] for k in ("status", "values", "interrupts")} == {
+        k: resumed.json()[k] for k in ("status", "values", "interrupts")
+    }
+    assert await _runs(pg_app, thread_id) == [
+        {"status": "done", "attempts": 0, "claimed_when_queued": True},
+        {"status": "done", "attempts": 0, "claimed_when_queued": True},
+    ]
+    assert pg_app.state.services.worker.active_runs == 0
+    assert pg_app.state.services.worker._reserved == 0
+
+
+async def test_without_a_free_slot_the_request_waits_for_the_queue(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient
+) -> None:
+    worker = pg_app.state.services.worker
+    held = worker.reserve()  # concurrency 1: the only slot
+    assert held is not None and worker.reserve() is None
+
+    request = asyncio.create_task(
+        pg_client.post("/threads", params={"wait": "true"}, json={"graph": "approval"})
+    )
+    await asyncio.sleep(0.5)
+    assert not request.done()  # queued: the claim loop has no free slot either
+    held.release()
+    response = await asyncio.wait_for(request, 10)
+
+    assert response.json()["status"] == "interrupted", response.text
+    runs = await _runs(pg_app, response.json()["thread_id"])
+    assert runs == [{"status": "done", "attempts": 0, "claimed_when_queued": False}]
+
+
+async def test_a_replayed_start_does_not_run_again(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient
+) -> None:
+    headers = {"Idempotency-Key": "k1"}
+    body = {"graph": "approval", "thread_id": "t-replay"}
+    first = await pg_client.post("/threads", params={"wait": "true"}, json=body, headers=headers)
+    again = await pg_client.post("/threads", params={"wait": "true"}, json=body, headers=headers)
+
+    assert first.json()["status"] == "interrupted"
+    assert again.status_code == first.status_code == 201
+    assert len(await _runs(pg_app, "t-replay")) == 1
+    assert pg_app.state.services.worker._reserved == 0
+
+
+async def test_a_failing_node_settles_the_waiting_request_as_failed(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient
+) -> None:
+    started = await pg_client.post("/threads", params={"wait": "true"}, json={"graph": "failing"})
+    thread_id = started.json()["thread_id"]
+    failed = await pg_client.post(
+        f"/threads/{thread_id}/resume", params={"wait": "true"}, json={"value": "boom"}
+    )
+
+    assert failed.status_code == 202
+    assert failed.json()["status"] == "failed"
+    assert failed.json()["error"]["type"] == "ValueError"
+    assert pg_app.state.services.worker._reserved == 0
