@@ -167,7 +167,11 @@ class SettleWatch:
     async def _look(self) -> None:
         while True:
             self._look_again = False
-            ids = list(self._watches)
+            # Only the watches that exist before the read may take what it finds: a watch
+            # added during the read belongs to a request that queued a run after the read's
+            # snapshot, so the thread read may predate that run (a stale "settled").
+            watching = {tid: list(watches) for tid, watches in self._watches.items()}
+            ids = list(watching)
             if not ids:
                 return
             try:
@@ -178,7 +182,7 @@ class SettleWatch:
                 logger.warning("settle watch: cannot look (%s: %s)", type(exc).__name__, exc)
                 return
             for row, thread in zip(rows, threads, strict=True):
-                for watch in self._watches.get(row.thread_id, ()):
+                for watch in watching.get(row.thread_id, ()):
                     if watch.tenant is None or watch.tenant == row.tenant:
                         watch.settled = thread
                     watch.fired.set()
