@@ -5,21 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from fastapi import FastAPI
 
-from app.db.tables import EventRow
+from app.services.event_feed import read_events
+from app.services.events import EventCursor
 from tests.api.conftest import problem_of, start
 
 
 async def _events(app: FastAPI, thread_id: str) -> list[tuple[str, Any]]:
+    """The thread's events as streams and webhooks get them (stored compactly, expanded)."""
     async with app.state.services.engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(EventRow.type, EventRow.payload)
-            .where(EventRow.thread_id == thread_id)
-            .order_by(EventRow.id)
-        )
-        return [(r.type, r.payload) for r in rows]
+        batch = await read_events(conn, EventCursor(), thread_id=thread_id)
+        return [(e.type, e.payload) for e in batch.events]
 
 
 async def test_resume_records_interrupt_resolved(app: FastAPI, client: httpx.AsyncClient) -> None:

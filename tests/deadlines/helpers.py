@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.tables import EventRow, InterruptRow, RunRow, ThreadRow
 from app.queue.sql import seconds_from_now
+from app.services.event_feed import stored_events
 
 _NO_DEFAULT = object()
 
@@ -77,8 +78,10 @@ async def runs(engine: AsyncEngine, tid: str) -> list[str]:
 
 
 async def event_types(engine: AsyncEngine, tid: str | None = None) -> list[tuple[str, Any]]:
-    query = sa.select(EventRow.type, EventRow.payload).order_by(EventRow.tx, EventRow.id)
+    """(type, payload) of the recorded events, payloads as streams and webhooks get them."""
+    query = sa.select(EventRow.__table__).order_by(EventRow.tx, EventRow.id)
     if tid is not None:
         query = query.where(EventRow.thread_id == tid)
     async with engine.connect() as conn:
-        return [(r.type, r.payload) for r in await conn.execute(query)]
+        rows = (await conn.execute(query)).all()
+        return [(e.type, e.payload) for e in await stored_events(conn, rows)]
