@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.base import INTERRUPT
 from app.checkpoint.serde import SerializationError, decode, to_jsonable
-from app.checkpoint.sql import BufferedCheckpointer
+from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
 from app.errors import LeaseLostError, NotFoundError, UnavailableError
@@ -109,6 +109,7 @@ class RunExecutor:
         #: Where run outcomes are recorded (interrupt.created, thread.completed/failed).
         self.events = events
         self.sqlite = engine.dialect.name == "sqlite"
+        self._sql_saver = SqlCheckpointer(engine)
 
     async def execute(self, run: ClaimedRun, *, report_thread: bool = False) -> RunOutcome:
         """Run ``run`` to its next stop and store the result.
@@ -133,7 +134,7 @@ class RunExecutor:
             settlement = _Settlement(RunStatus.FAILED, "failed", error=error, flush=False)
             return await self._settle(run, None, settlement, report_thread)
 
-        saver = run_saver(self.engine, run.prefetched)
+        saver = run_saver(self._sql_saver, run.prefetched)
         settlement = await self._run_graph(run, graph.with_checkpointer(saver))
         try:
             return await self._settle(run, saver, settlement, report_thread)

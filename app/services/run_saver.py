@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.checkpoint.base import Checkpoint, Checkpointer, CheckpointTuple
 from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
@@ -106,9 +106,13 @@ class HeadCachedSaver:
         await self.inner.adelete_thread(thread_id)
 
 
-def run_saver(engine: AsyncEngine, prefetched: Any) -> BufferedCheckpointer:
-    """The saver for one run: buffered writes over the SQL saver (head from the claim)."""
-    inner: Checkpointer = SqlCheckpointer(engine)
+def run_saver(sql_saver: SqlCheckpointer, prefetched: Any) -> BufferedCheckpointer:
+    """The saver for one run: buffered writes over ``sql_saver`` (the head from the claim).
+
+    ``sql_saver`` is built once per engine by the caller: building one costs more than a
+    small run's whole graph execution.
+    """
+    inner: Checkpointer = sql_saver
     if isinstance(prefetched, PrefetchedHead):
         inner = HeadCachedSaver(inner, prefetched)
     return BufferedCheckpointer(inner)
