@@ -23,7 +23,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.serde import encode as serde_encode
-from app.db.tables import CheckpointRow, CheckpointWriteRow, InterruptRow, RunRow, ThreadRow, utcnow
+from app.db.tables import (
+    JSON,
+    CheckpointRow,
+    CheckpointWriteRow,
+    InterruptRow,
+    RunRow,
+    ThreadRow,
+    utcnow,
+)
 from app.errors import ConflictError, ThreadBusyError, ThreadNotFoundError
 from app.graphs.registry import GraphRegistry
 from app.services import pagination
@@ -70,8 +78,30 @@ class ThreadExistsError(ConflictError):
     """A thread with this id exists for another graph, or for another tenant."""
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+def _insert_thread(insert: Any) -> Any:
+    """A new thread, or nothing when the id is taken; returns the new row's columns.
+
+    Built once: a statement built per request costs its cache key at every execution.
+    """
+    values = {
+        "thread_id": sa.bindparam("thread_id", type_=sa.Text),
+        "tenant": sa.bindparam("tenant", type_=sa.Text),
+        "graph": sa.bindparam("graph", type_=sa.Text),
+        "status": ThreadStatus.QUEUED.value,
+        "input": sa.bindparam("input", type_=JSON),
+        "next": sa.bindparam("next", type_=JSON),
+        "metadata": sa.bindparam("metadata", type_=JSON),
+        "webhook": sa.bindparam("webhook", type_=sa.Text),
+    }
+    return (
+        insert(ThreadRow.__table__)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["thread_id"])
+        .returning(*THREAD_COLUMNS)
+    )
+
+
+INSERT_THREAD = {"postgresql": _insert_thread(pg_insert), "sqlite": _insert_thread(sqlite_insert)}
 
 
 def stored_input(value: Any) -> Any:
@@ -158,23 +188,16 @@ class ThreadService:
         tenant = self.tenant
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
-            inserted = (
-                await conn.execute(
-                    _insert(conn)(ThreadRow)
-                    .values(
-                        thread_id=new_id,
-                        tenant=tenant,
-                        graph=graph,
-                        status=ThreadStatus.QUEUED.value,
-                        input=tagged_input,
-                        next=[],
-                        metadata_=dict(metadata or {}),
-                        webhook=webhook,
-                    )
-                    .on_conflict_do_nothing(index_elements=["thread_id"])
-                    .returning(*THREAD_COLUMNS)  # a new thread: no read-back needed
-                )
-            ).first()
+            params = {
+                "thread_id": new_id,
+                "tenant": tenant,
+                "graph": graph,
+                "input": tagged_input,
+                "next": [],
+                "metadata": dict(metadata or {}),
+                "webhook": webhook,
+            }
+            inserted = (await conn.execute(INSERT_THREAD[conn.dialect.name], params)).first()
             if inserted is not None:
                 # Same transaction: never a thread without its run.
                 if here is not None:
