@@ -303,14 +303,28 @@ def _checkpoint_from_row(row: sa.Row[Any]) -> Checkpoint:
     )
 
 
+#: ``channel`` of an inline write holding the task's interrupt records without their
+#: ``node`` (the task's name).
+_OWN_RECORDS = 0
+
+
 def inline_writes(checkpoint: Checkpoint, writes: Iterable[tuple[str, str, bytes]]) -> bytes:
     """The ``writes`` column of ``checkpoint`` holding ``writes`` (task id, channel, the
     value's stored bytes from `write_params`), in first-write order."""
     tasks = {t.id: i for i, t in reversed(list(enumerate(checkpoint.tasks)))}
-    items = [
-        b"[%b,%b,%b]" % (orjson.dumps(tasks.get(task_id, task_id)), orjson.dumps(channel), blob)
-        for task_id, channel, blob in writes
-    ]
+    items = []
+    for task_id, channel, blob in writes:
+        task = tasks.get(task_id, task_id)
+        stored: Any = channel
+        if channel == INTERRUPT and type(task) is int:
+            records = orjson.loads(blob)  # tags stay encoded: dumped back as they were
+            name = checkpoint.tasks[task].name
+            if type(records) is list and all(
+                type(r) is dict and r.get("node") == name for r in records
+            ):
+                stored = _OWN_RECORDS
+                blob = orjson.dumps([{k: v for k, v in r.items() if k != "node"} for r in records])
+        items.append(b"[%b,%b,%b]" % (orjson.dumps(task), orjson.dumps(stored), blob))
     return b"[" + b",".join(items) + b"]"
 
 
@@ -320,6 +334,10 @@ def _inline_from_row(checkpoint: Checkpoint, blob: Any) -> list[PendingWrite]:
     out = []
     for task, channel, value in serde.loads(blob):
         task_id = checkpoint.tasks[task].id if type(task) is int else task
+        if type(channel) is int and channel == _OWN_RECORDS:
+            channel = INTERRUPT
+            name = checkpoint.tasks[task].name
+            value = [{"node": name, **r} for r in value]
         out.append(PendingWrite(task_id, channel, _expand_write(channel, value, task_id)))
     return out
 

@@ -88,6 +88,11 @@ def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
     return "(strftime('%Y-%m-%d %H:%M:%f', 'now'))"
 
 
+#: Indexes whose keys grow with time (created_at, the event cursor): rows are added at the
+#: end of each key range, so the free tenth PostgreSQL leaves in each page (the default
+#: fillfactor 90, for later inserts in between) is never used.
+_APPEND_ONLY = {"postgresql_with": {"fillfactor": 100}}
+
 #: Partial-index predicate: only rows of a tenant are ever looked up by tenant.
 _HAS_TENANT = sa.text("tenant IS NOT NULL")
 
@@ -135,8 +140,10 @@ class ThreadRow(Base):
         # indexes end at created_at: the tie-breaker is sorted among the few rows that share a
         # timestamp (an incremental sort on PostgreSQL), and the cursor's created_at bounds
         # the scan. A 37-byte thread id in each of four indexes cost more than all the rest.
-        sa.Index("ix_threads_status_created", "status", "created_at"),
-        sa.Index("ix_threads_graph_status_created", "graph", "status", "created_at"),
+        sa.Index("ix_threads_status_created", "status", "created_at", **_APPEND_ONLY),
+        sa.Index(
+            "ix_threads_graph_status_created", "graph", "status", "created_at", **_APPEND_ONLY
+        ),
         # A tenant's lists (tenant = :t implies tenant IS NOT NULL); untenanted rows cost nothing.
         sa.Index(
             "ix_threads_tenant_status_created",
@@ -145,8 +152,9 @@ class ThreadRow(Base):
             "created_at",
             postgresql_where=_HAS_TENANT,
             sqlite_where=_HAS_TENANT,
+            **_APPEND_ONLY,
         ),
-        sa.Index("ix_threads_created", "created_at"),
+        sa.Index("ix_threads_created", "created_at", **_APPEND_ONLY),
         # Metadata filters use only JSONB containment (@>): jsonb_path_ops is enough and
         # smaller. SQLite scans.
         sa.Index(
@@ -269,10 +277,12 @@ class InterruptRow(Base):
     __table_args__ = (
         # The inbox, newest first (ORDER BY created_at DESC, id DESC: ids sorted after the
         # index, among rows of one timestamp, as for threads).
-        sa.Index("ix_interrupts_status_created", "status", "created_at"),
+        sa.Index("ix_interrupts_status_created", "status", "created_at", **_APPEND_ONLY),
         # A thread's questions (a few per thread; equality only: a hash index on PostgreSQL).
         sa.Index("ix_interrupts_thread", "thread_id", postgresql_using="hash"),
-        sa.Index("ix_interrupts_graph_status_created", "graph", "status", "created_at"),
+        sa.Index(
+            "ix_interrupts_graph_status_created", "graph", "status", "created_at", **_APPEND_ONLY
+        ),
         sa.Index(
             "ix_interrupts_tenant_status_created",
             "tenant",
@@ -280,6 +290,7 @@ class InterruptRow(Base):
             "created_at",
             postgresql_where=_HAS_TENANT,
             sqlite_where=_HAS_TENANT,
+            **_APPEND_ONLY,
         ),
         # Deadline sweeper: pending questions with a timeout.
         sa.Index(
@@ -332,7 +343,7 @@ class EventRow(Base):
         # Streams: one thread's events, all events (optionally one tenant's), in cursor order.
         # One thread's events: a few, sorted after the lookup (a hash index on PostgreSQL).
         sa.Index("ix_events_thread", "thread_id", postgresql_using="hash"),
-        sa.Index("ix_events_cursor", "tx", "id"),
+        sa.Index("ix_events_cursor", "tx", "id", **_APPEND_ONLY),
         sa.Index(
             "ix_events_tenant_cursor",
             "tenant",

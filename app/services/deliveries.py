@@ -24,7 +24,7 @@ from app.db.tables import EventRow, WebhookDeliveryRow, utcnow
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 from app.queue.sql import seconds_from_now
 from app.services.event_feed import questions_of, stored_event
-from app.services.events import StoredEvent
+from app.services.events import StoredEvent, stored_event_id
 
 __all__ = ["Attempt", "DeliveryItem", "DeliveryStatus", "DeliveryStore", "DueDelivery"]
 
@@ -267,6 +267,7 @@ class DeliveryStore:
                 D.id,
                 E.event_id,
                 E.type,
+                E.payload,
                 E.thread_id,
                 D.url,
                 D.status,
@@ -288,7 +289,7 @@ class DeliveryStore:
         items = [
             DeliveryItem(
                 id=int(r.id),
-                event_id=r.event_id,
+                event_id=stored_event_id(r.type, r.event_id, r.payload),
                 event_type=r.type,
                 thread_id=r.thread_id,
                 url=r.url,

@@ -21,7 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.errors import wrap_db_errors
 from app.db.tables import EventRow, InterruptRow
-from app.services.events import EventCursor, StoredEvent, expand_payload, needs_question
+from app.services.events import (
+    EventCursor,
+    StoredEvent,
+    expand_payload,
+    needs_question,
+    stored_event_id,
+)
 
 __all__ = ["EventBatch", "latest_cursor", "read_events", "stored_events"]
 
@@ -85,7 +91,7 @@ def stored_event(row: Any, questions: Mapping[str, Any] | None = None) -> Stored
     return StoredEvent(
         id=int(row.id),
         tx=int(row.tx),
-        event_id=row.event_id,
+        event_id=stored_event_id(row.type, row.event_id, row.payload),
         type=row.type,
         thread_id=row.thread_id,
         tenant=row.tenant,

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from hashlib import blake2b
 from typing import Any
 from urllib.parse import quote
 
@@ -46,7 +47,9 @@ __all__ = [
     "links",
     "needs_question",
     "notify_has_deliveries",
+    "question_event_id",
     "record_events",
+    "stored_event_id",
     "thread_cancelled",
     "thread_completed",
     "thread_failed",
@@ -202,15 +205,37 @@ def _compact(type_: EventType, payload: Mapping[str, Any], public_url: str) -> d
     return out
 
 
+def question_event_id(type_: str, interrupt_id: str) -> str:
+    """The id of an event about a question: a hash of its type and the question's id (each
+    happens once per question), 32 hex digits like the random ids of other events. PostgreSQL
+    stores it as '' (SQLite stores it: its unique constraint on event_id)."""
+    return blake2b(f"{type_}|{interrupt_id}".encode(), digest_size=16).hexdigest()
+
+
 def _event(type_: EventType, row: Fields, payload: dict[str, Any], public_url: str) -> NewEvent:
+    stored = _compact(type_, payload, public_url)
+    if "interrupt_id" in stored:
+        event_id = question_event_id(type_.value, stored["interrupt_id"])
+        return NewEvent(
+            type_.value,
+            row["thread_id"],
+            row["graph"],
+            row.get("tenant"),
+            payload,
+            event_id,
+            stored,
+        )
     return NewEvent(
-        str(type_),
-        row["thread_id"],
-        row["graph"],
-        row.get("tenant"),
-        payload,
-        stored=_compact(type_, payload, public_url),
+        type_.value, row["thread_id"], row["graph"], row.get("tenant"), payload, stored=stored
     )
+
+
+def stored_event_id(type_: str, event_id: str, stored: Any) -> str:
+    """The event id of a stored event ('': derived from its question, see `question_event_id`)."""
+    if event_id or type(stored) is not dict or COMPACT not in stored:
+        return event_id
+    interrupt_id = stored.get("interrupt_id")
+    return question_event_id(type_, interrupt_id) if isinstance(interrupt_id, str) else event_id
 
 
 def needs_question(type_: str, stored: Any) -> str | None:
@@ -369,9 +394,13 @@ SQLITE_INSERT_DELIVERIES = sa.text(
 ).bindparams(sa.bindparam("ids", expanding=True))
 
 
-def _as_json(event: NewEvent) -> dict[str, Any]:
+def _as_json(event: NewEvent, pg: bool) -> dict[str, Any]:
+    event_id = event.event_id
+    if pg and event.stored is not None and "interrupt_id" in event.stored:
+        if event_id == question_event_id(event.type, event.stored["interrupt_id"]):
+            event_id = ""  # derived when read (`stored_event_id`)
     return {
-        "event_id": event.event_id,
+        "event_id": event_id,
         "type": event.type,
         "thread_id": event.thread_id,
         "tenant": event.tenant,
@@ -390,9 +419,10 @@ async def record_events(
     """
     if not events:
         return
-    rows = [_as_json(e) for e in events]
+    pg = conn.dialect.name == "postgresql"
+    rows = [_as_json(e, pg) for e in events]
     with wrap_db_errors():
-        if conn.dialect.name == "postgresql":
+        if pg:
             params = {"events": rows, "global_url": global_webhook_url}
             await conn.execute(PG_RECORD, params)
             return

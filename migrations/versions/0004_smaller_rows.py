@@ -4,7 +4,9 @@ row holds the pending writes made with it; its usual metadata is SQL NULL.
 Why: every list index of threads and interrupts ended with the row's text id (37 and 33 bytes)
 only to break ties between rows created at the same instant. Ending them at ``created_at``
 keeps the same order (PostgreSQL sorts the few tied rows after the index scan, an incremental
-sort, and uses the cursor's ``created_at`` as the scan's bound) at about half the bytes.
+sort, and uses the cursor's ``created_at`` as the scan's bound) at about half the bytes. Their
+keys grow with time, as the event cursor's do: rows are added at the end of each key range, so
+they are built full (fillfactor 100 instead of 90, on PostgreSQL).
 
 A paused thread's question (its INTERRUPT write) was a ``checkpoint_writes`` row of its own,
 with a five-column text primary key: ``checkpoints.writes`` now holds the writes a run makes
@@ -65,21 +67,28 @@ _LIST_INDEXES = (
 )
 
 
-def _create_index(name: str, table: str, columns: list[str], tenant: bool) -> None:
+def _create_index(
+    name: str, table: str, columns: list[str], tenant: bool, fillfactor: int | None = None
+) -> None:
     where = sa.text("tenant IS NOT NULL") if tenant else None
-    op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where)
+    options = {} if fillfactor is None else {"postgresql_with": {"fillfactor": fillfactor}}
+    op.create_index(name, table, columns, postgresql_where=where, sqlite_where=where, **options)
 
 
 def upgrade() -> None:
     for name, table, columns, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
-        _create_index(name, table, columns[:-1], tenant)
+        _create_index(name, table, columns[:-1], tenant, fillfactor=100)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER INDEX ix_events_cursor SET (fillfactor = 100)")
     with op.batch_alter_table("checkpoints") as batch:
         batch.add_column(sa.Column("writes", sa.LargeBinary(), nullable=True))
         batch.alter_column("metadata", nullable=True, server_default=None)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER INDEX ix_events_cursor RESET (fillfactor)")
     op.execute("UPDATE checkpoints SET metadata = 'null' WHERE metadata IS NULL")
     with op.batch_alter_table("checkpoints") as batch:
         batch.drop_column("writes")

@@ -67,10 +67,22 @@ async def test_every_event_reads_back_as_built(db_engine: AsyncEngine) -> None:
     assert [by_event[e.event_id].payload for e in built] == [dict(e.payload) for e in built]
     assert [by_event[e.event_id].body() for e in stored] == [e.body() for e in stored]
 
-    # What is stored: no links, no ids that are columns, no copy of the question.
+    # Events about a question have ids derived from it (each happens once per question).
+    assert [e.event_id for e in stored] == [e.event_id for e in built]
+    assert [e.event_id for e in stored[:3]] == [
+        ev.question_event_id(e.type, "q1") for e in stored[:3]
+    ]
+    assert len({e.event_id for e in stored}) == 6
+
+    # What is stored: no links, no ids that are columns, no copy of the question; on
+    # PostgreSQL no event id that derives from the question.
     async with db_engine.connect() as conn:
-        first = (await conn.execute(sa.select(EventRow.payload).order_by(EventRow.id))).scalar()
-    assert first == {ev.COMPACT: URL, "interrupt_id": "q1"}
+        query = sa.select(EventRow.event_id, EventRow.payload).order_by(EventRow.id)
+        first, *rest = (await conn.execute(query)).all()
+    assert first.payload == {ev.COMPACT: URL, "interrupt_id": "q1"}
+    pg = db_engine.dialect.name == "postgresql"
+    assert first.event_id == ("" if pg else built[0].event_id)
+    assert rest[-1].event_id == built[-1].event_id
 
 
 async def test_a_question_deleted_with_its_thread_leaves_its_fields_null(
