@@ -91,7 +91,7 @@ def _utcnow_sqlite(_element: utcnow, _compiler: SQLCompiler, **_kw: Any) -> str:
 #: Indexes whose keys grow with time (created_at, the event cursor): rows are added at the
 #: end of each key range, so the free tenth PostgreSQL leaves in each page (the default
 #: fillfactor 90, for later inserts in between) is never used.
-_APPEND_ONLY = {"postgresql_with": {"fillfactor": 100}}
+_APPEND_ONLY: dict[str, Any] = {"postgresql_with": {"fillfactor": 100}}
 
 #: Partial-index predicate: only rows of a tenant are ever looked up by tenant.
 _HAS_TENANT = sa.text("tenant IS NOT NULL")
