@@ -53,8 +53,8 @@ from app.services.run_statements import (
     SETTLE_THREAD,
     SQLITE_INSERT_INTERRUPT,
 )
-from app.services.thread_rows import load_threads
-from app.services.views import Thread
+from app.services.thread_rows import load_threads, thread_from_row
+from app.services.views import PendingInterrupt, Thread, ThreadStatus
 
 __all__ = ["RunExecutor", "RunOutcome"]
 
@@ -264,7 +264,11 @@ class RunExecutor:
                 if self.events is not None:  # the outbox: in the run's one transaction
                     outcome = self._events(run, plan, thread_status, created, self.events)
                     await self.events.record(conn, outcome)
-                thread = (await load_threads(conn, [settled]))[0] if report_thread else None
+                thread = (
+                    await self._settled_thread(conn, settled, thread_status, plan, created)
+                    if report_thread
+                    else None
+                )
         return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error, thread)
 
     async def _insert_interrupts(
@@ -310,8 +314,47 @@ class RunExecutor:
                 return []
             statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
             inserted = await conn.execute(statement, rows)
-        deadlines = {r.id: r.expires_at for r in inserted}
-        return [{**r, "expires_at": deadlines[r["id"]]} for r in rows if r["id"] in deadlines]
+        stored = {r.id: r for r in inserted}
+        return [
+            {
+                **r,
+                "expires_at": stored[r["id"]].expires_at,
+                "created_at": stored[r["id"]].created_at,
+            }
+            for r in rows
+            if r["id"] in stored
+        ]
+
+    @staticmethod
+    async def _settled_thread(
+        conn: AsyncConnection,
+        settled: Any,
+        thread_status: str,
+        plan: _Settlement,
+        created: list[dict[str, Any]],
+    ) -> Thread:
+        """The thread as this transaction leaves it, for the request waiting on the run.
+
+        Its pending questions need no read when the run asked nothing (it completed) or when
+        every question it stops at is one it has just inserted.
+        """
+        if thread_status == ThreadStatus.COMPLETED.value:
+            return thread_from_row(settled, [])
+        if thread_status == ThreadStatus.INTERRUPTED.value and len(created) == len(plan.interrupts):
+            asked = [
+                PendingInterrupt(
+                    id=row["id"],
+                    value=row["value"],
+                    node=row["node"],
+                    created_at=row["created_at"],
+                    schema=row["schema"],
+                    expires_at=row["expires_at"],
+                )
+                for row in created
+            ]
+            asked.sort(key=lambda i: (i.created_at, i.id))  # as a read orders them
+            return thread_from_row(settled, asked)
+        return (await load_threads(conn, [settled]))[0]
 
     @staticmethod
     def _events(

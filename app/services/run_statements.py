@@ -88,7 +88,7 @@ _INTERRUPT_VALUES = {
 }
 #: Insert a new question (PostgreSQL / SQLite); an id already stored is left alone. Returns
 #: the rows inserted, with the deadline the database set.
-_INSERTED = (InterruptRow.id, InterruptRow.expires_at)
+_INSERTED = (InterruptRow.id, InterruptRow.expires_at, InterruptRow.created_at)
 PG_INSERT_INTERRUPT = (
     pg_insert(INTERRUPTS).values(_INTERRUPT_VALUES).on_conflict_do_nothing().returning(*_INSERTED)
 )

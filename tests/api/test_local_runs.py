@@ -127,3 +127,25 @@ async def test_a_failing_node_settles_the_waiting_request_as_failed(
     assert failed.json()["status"] == "failed"
     assert failed.json()["error"]["type"] == "ValueError"
     assert pg_app.state.services.worker._reserved == 0
+
+
+async def test_parallel_questions_returned_by_the_wait_are_those_stored(
+    pg_client: httpx.AsyncClient,
+) -> None:
+    started = await pg_client.post("/threads", params={"wait": "true"}, json={"graph": "parallel"})
+    body = started.json()
+    stored = (await pg_client.get(f"/threads/{body['thread_id']}")).json()
+
+    assert body["status"] == stored["status"] == "interrupted"
+    assert len(body["interrupts"]) == 2
+    assert body["interrupts"] == stored["interrupts"]
+    left = next(i["id"] for i in body["interrupts"] if i["value"]["reviewer"] == "left")
+    answered = await pg_client.post(
+        f"/threads/{body['thread_id']}/resume",
+        params={"wait": "true"},
+        json={"values": {left: "yes"}},
+    )
+    again = (await pg_client.get(f"/threads/{body['thread_id']}")).json()
+    assert answered.json()["status"] == again["status"] == "interrupted"
+    assert answered.json()["interrupts"] == again["interrupts"]
+    assert [i["value"]["reviewer"] for i in again["interrupts"]] == ["right"]
