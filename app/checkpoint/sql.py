@@ -226,7 +226,7 @@ class BufferedCheckpointer(SyncCheckpointerMixin):
             positions[key] = i = positions.get(key, -1) + 1
             write_rows.append(_write_row(w, blob, i))
         checkpoint_rows = [
-            {**row, "writes": inline_writes(cp, inline[key])} if key in inline else row
+            {**row, "writes": inline_writes(cp, inline[key], row["data"])} if key in inline else row
             for key, (cp, row) in self._checkpoints.items()
         ]
         await execute_params(conn, checkpoint_rows, write_rows)

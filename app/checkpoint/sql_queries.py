@@ -17,13 +17,16 @@ Each is checked when written (anything else is stored as it is) and restored exa
 
 A checkpoint written together with its pending writes (`inline_writes`, a run's final flush)
 holds them in its ``writes`` column, ``[[task, channel, value], ...]`` (``task``: an index
-into the checkpoint's tasks, or a task id): a paused thread has one row, not two. Writes
+into the checkpoint's tasks, or a task id), deflated with the row's data as preset dictionary
+when that is shorter (a question often quotes the state): a paused thread has one row, not
+two. Writes
 made later go to ``checkpoint_writes``; a read merges both, inline ones first, and a later
 write of the same (task, channel) replaces an inline one in its place.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -308,9 +311,31 @@ def _checkpoint_from_row(row: sa.Row[Any]) -> Checkpoint:
 _OWN_RECORDS = 0
 
 
-def inline_writes(checkpoint: Checkpoint, writes: Iterable[tuple[str, str, bytes]]) -> bytes:
+#: First byte of a ``writes`` column deflated against the row's data (JSON starts with "[").
+_DEFLATED = b"\x00"
+
+
+def _deflate(text: bytes, dictionary: bytes) -> bytes:
+    """``text`` as raw deflate with ``dictionary`` preset (the checkpoint's data, which the
+    writes often repeat: a question quoting the state), if that is shorter."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    packed = _DEFLATED + packer.compress(text) + packer.flush()
+    return packed if len(packed) < len(text) else text
+
+
+def _inflate(blob: bytes, dictionary: bytes) -> bytes:
+    if blob[:1] != _DEFLATED:
+        return blob
+    unpacker = zlib.decompressobj(-15, dictionary)
+    return unpacker.decompress(blob[1:]) + unpacker.flush()
+
+
+def inline_writes(
+    checkpoint: Checkpoint, writes: Iterable[tuple[str, str, bytes]], data: bytes
+) -> bytes:
     """The ``writes`` column of ``checkpoint`` holding ``writes`` (task id, channel, the
-    value's stored bytes from `write_params`), in first-write order."""
+    value's stored bytes from `write_params`), in first-write order; ``data``: the row's
+    ``data`` (see `_deflate`)."""
     tasks = {t.id: i for i, t in reversed(list(enumerate(checkpoint.tasks)))}
     items = []
     for task_id, channel, blob in writes:
@@ -325,14 +350,14 @@ def inline_writes(checkpoint: Checkpoint, writes: Iterable[tuple[str, str, bytes
                 stored = _OWN_RECORDS
                 blob = orjson.dumps([{k: v for k, v in r.items() if k != "node"} for r in records])
         items.append(b"[%b,%b,%b]" % (orjson.dumps(task), orjson.dumps(stored), blob))
-    return b"[" + b",".join(items) + b"]"
+    return _deflate(b"[" + b",".join(items) + b"]", data)
 
 
-def _inline_from_row(checkpoint: Checkpoint, blob: Any) -> list[PendingWrite]:
+def _inline_from_row(checkpoint: Checkpoint, blob: Any, dictionary: Any) -> list[PendingWrite]:
     if blob is None:
         return []
     out = []
-    for task, channel, value in serde.loads(blob):
+    for task, channel, value in serde.loads(_inflate(bytes(blob), bytes(dictionary))):
         task_id = checkpoint.tasks[task].id if type(task) is int else task
         if type(channel) is int and channel == _OWN_RECORDS:
             channel = INTERRUPT
@@ -360,8 +385,13 @@ def _statements(dialect: str) -> _Statements:
         name: cp.excluded[name]
         for name in ("parent_id", "step", "source", "data", "metadata", "created_at")
     }
-    # A checkpoint put again without writes keeps those it was written with.
+    # A checkpoint put again without writes keeps those it was written with, and the data
+    # they were deflated against (``writes_dict``; NULL: the row's own data).
+    kept = sa.and_(cp.excluded.writes.is_(None), CHECKPOINTS.c.writes.is_not(None))
     set_["writes"] = sa.func.coalesce(cp.excluded.writes, CHECKPOINTS.c.writes)
+    set_["writes_dict"] = sa.case(
+        (kept, sa.func.coalesce(CHECKPOINTS.c.writes_dict, CHECKPOINTS.c.data)), else_=sa.null()
+    )
     upsert_checkpoint = cp.on_conflict_do_update(
         index_elements=[CHECKPOINTS.c.thread_id, CHECKPOINTS.c.ns, CHECKPOINTS.c.checkpoint_id],
         set_=set_,
@@ -442,6 +472,7 @@ def tuples_query(mode: str) -> sa.Select[Any]:
         CHECKPOINTS.c.metadata,
         CHECKPOINTS.c.created_at,
         CHECKPOINTS.c.writes.label("inline"),
+        CHECKPOINTS.c.writes_dict,
         null().label("task_id"),
         null().label("channel"),
         sa.literal_column("0").label("idx"),
@@ -459,6 +490,7 @@ def tuples_query(mode: str) -> sa.Select[Any]:
         null(),
         null(),
         WRITES.c.value,
+        null(),
         null(),
         null(),
         null(),
@@ -492,7 +524,8 @@ def tuples_from_rows(rows: Iterable[sa.Row[Any]]) -> list[CheckpointTuple]:
             cp = _checkpoint_from_row(row)
             checkpoints.append(cp)
             inline = writes.setdefault(cp.id, {})
-            for w in _inline_from_row(cp, row.inline):
+            dictionary = row.blob if row.writes_dict is None else row.writes_dict
+            for w in _inline_from_row(cp, row.inline, dictionary):
                 inline[w.task_id, w.channel] = w
         else:
             value = _expand_write(row.channel, serde.loads(row.blob), row.task_id)

@@ -231,6 +231,8 @@ class CheckpointRow(Base):
     created_at: Mapped[str] = mapped_column(sa.Text, nullable=False)
     #: Pending writes made together with the checkpoint (see `app.checkpoint.sql_queries`).
     writes: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    #: The data ``writes`` was deflated against, when the checkpoint was put again since.
+    writes_dict: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
 class CheckpointWriteRow(Base):

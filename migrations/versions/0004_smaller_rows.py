@@ -10,8 +10,10 @@ they are built full (fillfactor 100 instead of 90, on PostgreSQL).
 
 A paused thread's question (its INTERRUPT write) was a ``checkpoint_writes`` row of its own,
 with a five-column text primary key: ``checkpoints.writes`` now holds the writes a run makes
-together with its checkpoint (later writes still go to ``checkpoint_writes``). ``metadata``
-becomes nullable: NULL is the engine's usual metadata (JSON ``null`` in rows written before).
+together with its checkpoint (later writes still go to ``checkpoint_writes``), deflated against
+the row's data when shorter; ``writes_dict`` keeps that data if the checkpoint is put again.
+``metadata`` becomes nullable: NULL is the engine's usual metadata (JSON ``null`` in rows
+written before).
 
 Rows written before are read as they are; nothing is converted. Downgrading is schema only:
 checkpoints written by this version (inline writes, compact tasks, ``~`` created_at) need it to
@@ -83,6 +85,7 @@ def upgrade() -> None:
         op.execute("ALTER INDEX ix_events_cursor SET (fillfactor = 100)")
     with op.batch_alter_table("checkpoints") as batch:
         batch.add_column(sa.Column("writes", sa.LargeBinary(), nullable=True))
+        batch.add_column(sa.Column("writes_dict", sa.LargeBinary(), nullable=True))
         batch.alter_column("metadata", nullable=True, server_default=None)
 
 
@@ -91,6 +94,7 @@ def downgrade() -> None:
         op.execute("ALTER INDEX ix_events_cursor RESET (fillfactor)")
     op.execute("UPDATE checkpoints SET metadata = 'null' WHERE metadata IS NULL")
     with op.batch_alter_table("checkpoints") as batch:
+        batch.drop_column("writes_dict")
         batch.drop_column("writes")
         batch.alter_column("metadata", nullable=False, server_default=sa.text("'{}'"))
     for name, table, columns, tenant in _LIST_INDEXES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -68,6 +69,16 @@ def _records(task: str) -> list[dict[str, Any]]:
     ]
 
 
+def _inflated(row: Any) -> bytes:
+    """A writes column as JSON (deflated against the row's data, when that was shorter)."""
+    blob = bytes(row["writes"])
+    if blob[:1] == b"[":
+        return blob
+    assert blob[:1] == b"\x00"
+    unpacker = zlib.decompressobj(-15, bytes(row["writes_dict"] or row["data"]))
+    return unpacker.decompress(blob[1:]) + unpacker.flush()
+
+
 async def _row(engine: AsyncEngine, table: str) -> Any:
     async with engine.connect() as conn:
         return (await conn.execute(sa.text(f"SELECT * FROM {table}"))).mappings().all()
@@ -94,7 +105,7 @@ async def test_a_flushed_checkpoint_holds_its_writes_and_reads_back_the_same(
     data = bytes(row["data"])
     assert cp.tasks[0].id.encode() not in data and cp.tasks[1].id.encode() not in data
     assert b"custom-id" in data
-    inline = json.loads(bytes(row["writes"]))
+    inline = json.loads(_inflated(row))
     # The task as its index; its own interrupt records (channel 0) without node, ns and ids
     # that derive from it, nor fields at their defaults.
     assert [w[:2] for w in inline] == [[0, 0], [0, "x"], ["other-task", "y"]]
@@ -178,3 +189,34 @@ async def test_rows_of_the_earlier_layout_still_read(db_engine: AsyncEngine) -> 
             "default": None,
         }
     ]
+
+
+async def test_writes_deflated_against_the_data_survive_a_put_with_other_data(
+    db_engine: AsyncEngine,
+) -> None:
+    stored = SqlCheckpointer(db_engine)
+    buffered = BufferedCheckpointer(stored)
+    cp = _engine_checkpoint()
+    ask = cp.tasks[0].id
+    quoting = [{**_records(ask)[0], "value": {"quote": cp.values["request"] * 5}}]
+    await buffered.aput(cp)
+    await buffered.aput_writes("t1", "", cp.id, ask, [(INTERRUPT, quoting)])
+    async with db_engine.begin() as conn:
+        await buffered.flush(conn)
+    (row,) = await _row(db_engine, "checkpoints")
+    assert bytes(row["writes"])[:1] == b"\x00"  # deflated: it repeats the values
+    assert len(row["writes"]) < len(_inflated(row))
+
+    other = dataclasses.replace(cp, values={"request": "something else entirely"})
+    await stored.aput(other)
+    await stored.aput(other)  # twice: still the data the writes were deflated against
+    found = await stored.aget_tuple("t1")
+    assert found is not None and found.checkpoint == other
+    assert [w.value for w in found.writes] == [quoting]
+
+    async with db_engine.begin() as conn:  # a flush with writes deflates them anew
+        await buffered.flush(conn)
+    (row,) = await _row(db_engine, "checkpoints")
+    assert row["writes_dict"] is None
+    found = await stored.aget_tuple("t1")
+    assert found is not None and found.checkpoint == cp and found.writes[0].value == quoting
