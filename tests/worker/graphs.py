@@ -274,3 +274,6 @@ GRAPHS: dict[str, Any] = {
     "quick_deadline": _deadline(ask_amount_soon),
     "nested": _nested(),
 }
+
+#: For ``HITL_GRAPHS`` (``name=module:attr``) of a real ``hitl serve`` process.
+SLOW = GRAPHS["slow"]

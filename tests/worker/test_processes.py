@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
 from app.queue import RunQueue
+from tests.e2e.conftest import start_server
 
 from . import helpers as h
 from .graphs import read_traces
@@ -192,6 +194,70 @@ async def test_a_killed_workers_run_is_finished_by_another_from_the_last_checkpo
     second.signal(signal.SIGTERM)
     assert await asyncio.to_thread(second.wait_exit, 15) == 0
     assert "handed back" not in second.output()
+
+
+async def test_a_killed_servers_own_run_is_finished_by_a_worker_process(
+    engine: AsyncEngine,
+    spawn_worker: SpawnWorker,
+    trace_dir: Path,
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    """resume?wait=true runs the run in the serving process (`app.services.local_runs`); a
+    SIGKILL there leaves an ordinary leased run that another worker takes over."""
+    server = start_server(
+        pg_url,
+        tmp_path,
+        HITL_GRAPHS="slow=tests.worker.graphs:SLOW",
+        HITL_TEST_TRACE_DIR=str(trace_dir),
+        HITL_LEASE_SECONDS="1",
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            body = {"graph": "slow", "thread_id": "t1", "input": {"tid": "t1"}}
+            started = await client.post("/threads", params={"wait": "true"}, json=body)
+            assert started.json()["status"] == "interrupted", started.text
+            paused_at = await h.checkpoint_ids(engine, "t1")
+            resume = asyncio.create_task(
+                client.post("/threads/t1/resume", params={"wait": "true"}, json={"value": "yes"})
+            )
+            pid = server.process.pid
+
+            async def working() -> bool:
+                return ("start", pid) in events(trace_dir, "t1")
+
+            await until(working)
+            (active,) = [r for r in await h.runs(engine, "t1") if r["status"] == "running"]
+            # Claimed in the resume's own transaction by the serving process's worker.
+            assert active["started_at"] == active["created_at"]
+            assert f":{pid}:" in active["worker_id"]
+            server.process.kill()  # SIGKILL mid-run
+            server.process.wait(10)
+            with pytest.raises(httpx.HTTPError):
+                await resume
+    finally:
+        server.terminate()
+    assert await h.checkpoint_ids(engine, "t1") == paused_at  # the run saved nothing
+
+    worker = spawn_worker(lease=1.0)
+    await asyncio.to_thread(worker.wait_started)
+
+    async def taken_over() -> bool:
+        return ("start", worker.pid) in events(trace_dir, "t1")
+
+    await until(taken_over, 20)
+    (trace_dir / "release-t1").touch()
+
+    async def completed() -> bool:
+        return (await h.thread(engine, "t1"))["status"] == "completed"
+
+    await until(completed)
+    assert events(trace_dir, "t1") == [("start", pid), ("start", worker.pid), ("done", worker.pid)]
+    thread = await h.thread(engine, "t1")
+    assert thread["values"]["steps"] == ["prepare", "ask", "work"]
+    assert thread["values"]["result"] == "worked on yes"
+    runs = await h.runs(engine, "t1")
+    assert [(r["status"], r["attempts"]) for r in runs] == [("done", 0), ("done", 1)]
 
 
 async def test_sigterm_lets_the_running_run_finish_and_claims_nothing_more(
