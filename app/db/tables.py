@@ -20,6 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = [
     "JSON",
+    "JSON_OR_NULL",
     "Base",
     "CheckpointRow",
     "CheckpointWriteRow",
@@ -36,7 +37,7 @@ __all__ = [
 #: JSON everywhere, JSONB (indexable, containment) on PostgreSQL.
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 #: JSON where Python None is SQL NULL (not JSON null).
-_JSON_OR_NULL = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+JSON_OR_NULL = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 #: BIGINT ids; SQLite autoincrements only an INTEGER primary key.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -227,7 +228,7 @@ class CheckpointRow(Base):
     source: Mapped[str] = mapped_column(sa.Text, nullable=False)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
     #: NULL: the engine's usual metadata (source and step as in the columns, no parents).
-    metadata_: Mapped[Any] = mapped_column("metadata", _JSON_OR_NULL, nullable=True)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSON_OR_NULL, nullable=True)
     created_at: Mapped[str] = mapped_column(sa.Text, nullable=False)
     #: Pending writes made together with the checkpoint (see `app.checkpoint.sql_queries`).
     writes: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
