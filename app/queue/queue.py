@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.driver import fetch_one
 from app.db.engine import begin_immediate, is_sqlite
 from app.db.errors import wrap_db_errors
 from app.errors import LeaseLostError
@@ -101,11 +102,11 @@ class RunQueue:
             "lease_seconds": float(lease_seconds),
         }
         with wrap_db_errors():
-            row = (await conn.execute(sql.PG_ENQUEUE_CLAIMED, params)).mappings().first()
+            row = await fetch_one(conn, sql.PG_ENQUEUE_CLAIMED, params)
         if row is None:
             await self.enqueue(conn, thread_id)
             return None
-        return self._claimed(WorkerId(worker_id), row, row["answers"], None)
+        return self._claimed(WorkerId(worker_id), row._mapping, row._mapping["answers"], None)
 
     # -- workers --------------------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class RunQueue:
         statement = sql.SQLITE_FINISH if self.sqlite else sql.PG_FINISH
         params = {"run_id": run.id, "worker_id": run.worker_id, "status": str(status)}
         with wrap_db_errors():
-            row = (await conn.execute(statement, params)).first()
+            row = await fetch_one(conn, statement, params)
             if row is None:
                 raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
             new_status = RunStatus(row[0])

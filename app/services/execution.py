@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.checkpoint.base import INTERRUPT
 from app.checkpoint.serde import SerializationError, decode, to_jsonable
 from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
+from app.db.driver import fetch, fetch_one
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
 from app.errors import LeaseLostError, NotFoundError, UnavailableError
@@ -245,7 +246,7 @@ class RunExecutor:
                 params: dict[str, Any]
                 if plan.status is RunStatus.FAILED:
                     params = {"tid": run.thread_id, "status": thread_status, "error": plan.error}
-                    settled = (await conn.execute(FAIL_THREAD, params)).first()
+                    settled = await fetch_one(conn, FAIL_THREAD, params)
                 else:
                     params = {
                         "tid": run.thread_id,
@@ -253,7 +254,7 @@ class RunExecutor:
                         "values": plan.values,
                         "next": plan.next,
                     }
-                    settled = (await conn.execute(SETTLE_THREAD, params)).first()
+                    settled = await fetch_one(conn, SETTLE_THREAD, params)
                 if settled is None:  # cancelled while it ran: keep the checkpoint, ask nothing
                     await conn.execute(CANCEL_RUN, {"run_id": run.id})
                     return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
@@ -303,7 +304,7 @@ class RunExecutor:
                 }
             )
         if len(rows) == 1 and not self.sqlite:  # the usual case: one round trip
-            inserted = await conn.execute(PG_INSERT_NEW_INTERRUPT, rows[0])
+            inserted = await fetch(conn, PG_INSERT_NEW_INTERRUPT, rows[0])
         else:
             # Questions still pending from an earlier run already have their row (possibly
             # being answered right now): only new ones are inserted, so no lock is waited on.

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.driver import fetch, fetch_one
 from app.db.tables import InterruptRow, ThreadRow, utcnow
 from app.errors import (
     AmbiguousResumeError,
@@ -269,7 +270,7 @@ class InterruptService:
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
             look = STATUS_AND_PENDING if self.tenant is None else STATUS_AND_PENDING_OF_TENANT
-            rows = (await conn.execute(look, {"thread_id": thread_id, "tenant": self.tenant})).all()
+            rows = await fetch(conn, look, {"thread_id": thread_id, "tenant": self.tenant})
             if not rows:
                 raise ThreadNotFoundError(
                     f"Thread {thread_id!r} does not exist.", thread_id=thread_id
@@ -392,18 +393,17 @@ class InterruptService:
             )
         resolved: list[NewEvent] = []
         for interrupt_id, answer in answers.items():
-            won = (
-                await conn.execute(
-                    ANSWER,
-                    {
-                        "b_id": interrupt_id,
-                        "b_thread_id": thread_id,
-                        "b_answer": answer,
-                        "b_answered_by": answered_by,
-                        "b_request_id": request_id,
-                    },
-                )
-            ).first()
+            won = await fetch_one(
+                conn,
+                ANSWER,
+                {
+                    "b_id": interrupt_id,
+                    "b_thread_id": thread_id,
+                    "b_answer": answer,
+                    "b_answered_by": answered_by,
+                    "b_request_id": request_id,
+                },
+            )
             if won is None:  # answered by someone else since we looked: roll everything back
                 raise InterruptNotPendingError(
                     f"Interrupt {interrupt_id!r} was answered meanwhile.",
@@ -419,7 +419,7 @@ class InterruptService:
                         public_url=self.events.public_url,
                     )
                 )
-        queued = (await conn.execute(MARK_QUEUED, {"b_thread_id": thread_id})).first()
+        queued = await fetch_one(conn, MARK_QUEUED, {"b_thread_id": thread_id})
         # Same transaction as the answers.
         if here is not None:
             await here.enqueue(conn, self.queue, thread_id)

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.checkpoint.serde import encode as serde_encode
+from app.db.driver import fetch_one
 from app.db.tables import (
     JSON,
     CheckpointRow,
@@ -197,7 +198,7 @@ class ThreadService:
                 "metadata": dict(metadata or {}),
                 "webhook": webhook,
             }
-            inserted = (await conn.execute(INSERT_THREAD[conn.dialect.name], params)).first()
+            inserted = await fetch_one(conn, INSERT_THREAD[conn.dialect.name], params)
             if inserted is not None:
                 # Same transaction: never a thread without its run.
                 if here is not None:
