@@ -19,10 +19,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 
-__all__ = ["DriverRow", "fetch", "fetch_one"]
+__all__ = ["DriverRow", "fetch", "fetch_alone", "fetch_one"]
 
 #: What the asyncpg adapter of SQLAlchemy must have for statements to bypass it.
 _ADAPTER_ATTRIBUTES = ("_connection", "_transaction", "_start_transaction")
@@ -116,6 +116,12 @@ async def fetch(
     driver = await _driver(conn)
     if driver is None:
         return list((await conn.execute(statement, dict(params))).all())
+    return await _run(conn, driver, statement, params)
+
+
+async def _run(
+    conn: AsyncConnection, driver: Any, statement: ClauseElement, params: Mapping[str, Any]
+) -> list[Any]:
     compiled = _compile(statement, conn.dialect)
     arguments = compiled.arguments(params)
     try:
@@ -134,6 +140,21 @@ async def fetch_one(
     """The first row of ``statement``'s result, or None."""
     rows = await fetch(conn, statement, params)
     return rows[0] if rows else None
+
+
+async def fetch_alone(
+    engine: AsyncEngine, statement: ClauseElement, params: Mapping[str, Any]
+) -> list[Any]:
+    """Run one statement as a transaction of its own (autocommit: no BEGIN/COMMIT round trips
+    on PostgreSQL; SQLAlchemy's ``begin`` elsewhere). Its rows."""
+    async with engine.connect() as conn:
+        adapted = None
+        if conn.dialect.name == "postgresql":
+            adapted = (await conn.get_raw_connection()).dbapi_connection
+        if adapted is None or not all(hasattr(adapted, n) for n in _ADAPTER_ATTRIBUTES):
+            async with conn.begin():
+                return list((await conn.execute(statement, dict(params))).all())
+        return await _run(conn, adapted._connection, statement, params)
 
 
 def _as_sqlalchemy_error(exc: BaseException, sql: str) -> sa_exc.DBAPIError:

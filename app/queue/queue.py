@@ -10,13 +10,13 @@ raises `LeaseLostError` and the caller must write nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.db.driver import fetch_one
+from app.db.driver import fetch_alone, fetch_one
 from app.db.engine import begin_immediate, is_sqlite
 from app.db.errors import wrap_db_errors
 from app.errors import LeaseLostError
@@ -107,6 +107,36 @@ class RunQueue:
             await self.enqueue(conn, thread_id)
             return None
         return self._claimed(WorkerId(worker_id), row._mapping, row._mapping["answers"], None)
+
+    async def start_claimed(
+        self, thread: Mapping[str, Any], *, worker_id: str, lease_seconds: float
+    ) -> tuple[Any, ClaimedRun] | None:
+        """Insert a new thread (``thread``: its columns) with its first run claimed by
+        ``worker_id``, as one statement of its own (PostgreSQL).
+
+        Returns the thread's row and the claimed run; None when the id is taken or on SQLite
+        (nothing written: the caller goes the usual way).
+        """
+        if self.sqlite:
+            return None
+        params = {**thread, "worker_id": worker_id, "lease_seconds": float(lease_seconds)}
+        with wrap_db_errors():
+            rows = await fetch_alone(self.engine, sql.PG_INSERT_THREAD_CLAIMED, params)
+        if not rows:
+            return None
+        row = rows[0]
+        run = ClaimedRun(
+            id=RunId(int(row.run_id)),
+            thread_id=row.thread_id,
+            worker_id=WorkerId(worker_id),
+            attempts=int(row.attempts),
+            graph=row.graph,
+            tenant=thread["tenant"],
+            thread_status=row.status,
+            input=thread["input"],
+            started=False,
+        )
+        return row, run
 
     # -- workers --------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ __all__ = [
     "PG_ENQUEUE_CLAIMED",
     "PG_FINISH",
     "PG_HEARTBEAT",
+    "PG_INSERT_THREAD_CLAIMED",
     "PG_NOTIFY",
     "PG_REAP",
     "PG_RELEASE",
@@ -163,6 +164,43 @@ PG_ENQUEUE_CLAIMED = _json_columns(
     ),
     "input",
     "answers",
+)
+
+#: A new thread with its first run already claimed by :worker_id, as ONE statement: run in
+#: autocommit it costs one round trip (no BEGIN/COMMIT). Nothing is returned when the thread
+#: id is taken (the caller then goes the usual way, which knows what to answer).
+PG_INSERT_THREAD_CLAIMED = sa.text(
+    """
+    WITH t AS (
+        INSERT INTO threads (thread_id, tenant, graph, status, input, next, metadata, webhook)
+        VALUES (:thread_id, :tenant, :graph, 'running', :input, :next, :metadata, :webhook)
+        ON CONFLICT (thread_id) DO NOTHING
+        RETURNING threads.thread_id, threads.graph, threads.status, threads.values,
+            threads.next, threads.metadata AS metadata_, threads.error, threads.created_at,
+            threads.updated_at
+    ), r AS (
+        INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at,
+                          lease_expires_at)
+        SELECT thread_id, 'running', false, 0, :worker_id, now(),
+            now() + make_interval(secs => :lease_seconds)
+        FROM t
+        RETURNING id, attempts
+    )
+    SELECT t.*, r.id AS run_id, r.attempts FROM t, r
+    """
+).bindparams(
+    sa.bindparam("input", type_=JSON),
+    sa.bindparam("next", type_=JSON),
+    sa.bindparam("metadata", type_=JSON),
+    sa.bindparam("worker_id", type_=sa.Text),
+    sa.bindparam("lease_seconds", type_=sa.Float),
+).columns(
+    values=JSON,
+    next=JSON,
+    metadata_=JSON,
+    error=JSON,
+    created_at=UtcDateTime(),
+    updated_at=UtcDateTime(),
 )
 
 #: Extend the leases of this worker's runs; the ids not returned were lost (fenced).

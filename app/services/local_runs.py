@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +56,14 @@ class ClaimingQueue(Protocol):
     async def enqueue_claimed(
         self, conn: AsyncConnection, thread_id: str, *, worker_id: str, lease_seconds: float
     ) -> ClaimedRun | None: ...
+
+
+class ThreadStartingQueue(ClaimingQueue, Protocol):
+    """`ClaimingQueue` that can also insert a new thread with its run claimed."""
+
+    async def start_claimed(
+        self, thread: Mapping[str, Any], *, worker_id: str, lease_seconds: float
+    ) -> tuple[Any, ClaimedRun] | None: ...
 
 
 class LocalRunner(Protocol):
@@ -101,6 +110,21 @@ class RunHere:
             else PrefetchedHead(thread_id, None)
         )
         self.claimed = dataclasses.replace(claimed, prefetched=head)
+
+    async def start_thread(self, queue: ThreadStartingQueue, thread: Mapping[str, Any]) -> Any:
+        """Insert a new thread (its columns) with its first run claimed by this slot's worker,
+        in one statement of its own; the thread's row, or None (no slot, or the id is taken:
+        nothing written)."""
+        if self.slot is None:
+            return None
+        started = await queue.start_claimed(
+            thread, worker_id=self.slot.worker_id, lease_seconds=self.slot.lease_seconds
+        )
+        if started is None:
+            return None
+        row, run = started
+        self.claimed = dataclasses.replace(run, prefetched=PrefetchedHead(run.thread_id, None))
+        return row
 
     def rolled_back(self) -> None:
         """The queueing transaction failed: there is no claimed run."""

@@ -74,6 +74,10 @@ class RunQueuePort(Protocol):
         self, conn: AsyncConnection, thread_id: str, *, worker_id: str, lease_seconds: float
     ) -> Any: ...
 
+    async def start_claimed(
+        self, thread: Mapping[str, Any], *, worker_id: str, lease_seconds: float
+    ) -> Any: ...
+
 
 class ThreadExistsError(ConflictError):
     """A thread with this id exists for another graph, or for another tenant."""
@@ -185,19 +189,23 @@ class ThreadService:
             tenant_scope("POST /threads", self.tenant), idempotency_key, request
         )
         new_id = thread_id or str(uuid.uuid4())
-        tagged_input = stored_input(input)
         tenant = self.tenant
+        params = {
+            "thread_id": new_id,
+            "tenant": tenant,
+            "graph": graph,
+            "input": stored_input(input),
+            "next": [],
+            "metadata": dict(metadata or {}),
+            "webhook": webhook,
+        }
+        if here is not None and ikey is None:
+            # A waiting request with a slot here: thread and claimed run in one round trip.
+            row = await here.start_thread(self.queue, params)
+            if row is not None:
+                return Outcome(thread_from_row(row, []), created=True, status_code=201)
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
-            params = {
-                "thread_id": new_id,
-                "tenant": tenant,
-                "graph": graph,
-                "input": tagged_input,
-                "next": [],
-                "metadata": dict(metadata or {}),
-                "webhook": webhook,
-            }
             inserted = await fetch_one(conn, INSERT_THREAD[conn.dialect.name], params)
             if inserted is not None:
                 # Same transaction: never a thread without its run.

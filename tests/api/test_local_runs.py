@@ -149,3 +149,20 @@ async def test_parallel_questions_returned_by_the_wait_are_those_stored(
     assert answered.json()["status"] == again["status"] == "interrupted"
     assert answered.json()["interrupts"] == again["interrupts"]
     assert [i["value"]["reviewer"] for i in again["interrupts"]] == ["right"]
+
+
+async def test_a_waiting_start_of_an_existing_thread_answers_it_as_it_is(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient
+) -> None:
+    body = {"graph": "approval", "thread_id": "t-again"}
+    first = await pg_client.post("/threads", params={"wait": "true"}, json=body)
+    again = await pg_client.post("/threads", params={"wait": "true"}, json=body)
+    other = await pg_client.post(
+        "/threads", params={"wait": "true"}, json={**body, "graph": "parallel"}
+    )
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["status"] == "interrupted"
+    assert again.json()["interrupts"] == first.json()["interrupts"]
+    assert len(await _runs(pg_app, "t-again")) == 1
+    assert pg_app.state.services.worker._reserved == 0

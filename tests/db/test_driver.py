@@ -101,3 +101,15 @@ async def test_outside_a_transaction_sqlalchemy_runs_it(engine: AsyncEngine) -> 
     async with engine.connect() as conn:
         rows = await driver.fetch(conn, SELECT, {"tid": "t1"})
     assert [(r.thread_id, r.values) for r in rows] == [("t1", 1)]
+
+
+async def test_a_statement_alone_commits_by_itself(engine: AsyncEngine) -> None:
+    params = {"tid": "t1", "graph": "g", "values": None, "metadata": {}}
+    (row,) = await driver.fetch_alone(engine, INSERT, params)
+    assert row.thread_id == "t1"
+    with pytest.raises(sa_exc.IntegrityError):
+        await driver.fetch_alone(engine, INSERT, params)
+    async with engine.connect() as conn:
+        assert [tuple(r) for r in (await conn.execute(SELECT, {"tid": "t1"})).all()] == [
+            ("t1", None)
+        ]

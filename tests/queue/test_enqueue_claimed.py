@@ -115,3 +115,67 @@ async def test_sqlite_queues_the_run_for_the_claim_loop(sqlite_url: str) -> None
     run = await queue.claim("w", 30)
     await db_engine.dispose()
     assert run is not None and run.thread_id == "t1"
+
+
+def _thread(thread_id: str) -> dict[str, object]:
+    return {
+        "thread_id": thread_id,
+        "tenant": "acme",
+        "graph": "g",
+        "input": {"x": 1},
+        "next": [],
+        "metadata": {"k": "v"},
+        "webhook": None,
+    }
+
+
+async def test_a_new_thread_and_its_claimed_run_in_one_statement(
+    pg_engine: AsyncEngine, pg_queue: RunQueue
+) -> None:
+    started = await pg_queue.start_claimed(_thread("t1"), worker_id="here", lease_seconds=30)
+
+    assert started is not None
+    row, run = started
+    assert (row.thread_id, row.status, row.metadata_, row.values) == (
+        "t1",
+        "running",
+        {"k": "v"},
+        None,
+    )
+    assert (run.thread_id, run.worker_id, run.tenant, run.input, run.started) == (
+        "t1",
+        "here",
+        "acme",
+        {"x": 1},
+        False,
+    )
+    stored = await fetch_run(pg_engine, run.id)
+    assert (stored["status"], stored["worker_id"]) == ("running", "here")
+    assert stored["started_at"] == stored["created_at"]
+    async with pg_engine.begin() as conn:
+        assert await pg_queue.finish(conn, run, RunStatus.DONE) is RunStatus.DONE
+
+
+async def test_a_taken_thread_id_writes_nothing(pg_engine: AsyncEngine, pg_queue: RunQueue) -> None:
+    assert await pg_queue.start_claimed(_thread("t1"), worker_id="a", lease_seconds=30)
+    again = await pg_queue.start_claimed(
+        {**_thread("t1"), "graph": "other"}, worker_id="b", lease_seconds=30
+    )
+
+    assert again is None
+    async with pg_engine.connect() as conn:
+        assert await conn.scalar(sa.text("SELECT count(*) FROM runs")) == 1
+        assert await conn.scalar(sa.text("SELECT graph FROM threads")) == "g"
+
+
+async def test_sqlite_has_no_one_statement_start(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        assert (
+            await RunQueue(engine).start_claimed(_thread("t1"), worker_id="w", lease_seconds=30)
+            is None
+        )
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SELECT count(*) FROM threads")) == 0
+    finally:
+        await engine.dispose()
