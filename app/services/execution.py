@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.checkpoint.base import INTERRUPT
 from app.checkpoint.serde import SerializationError, decode, to_jsonable
 from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
-from app.db.driver import fetch, fetch_one
+from app.db.driver import fetch_one
 from app.db.engine import begin_immediate
 from app.db.errors import wrap_db_errors
 from app.errors import LeaseLostError, NotFoundError, UnavailableError
@@ -42,22 +41,23 @@ from app.services.events import (
     thread_completed,
     thread_failed,
 )
+from app.services.questions import insert_questions, question_rows, settled_thread, with_times
 from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
 from app.services.run_statements import (
     CANCEL_RUN,
     CONSUME_ANSWERS,
-    EXISTING_INTERRUPTS,
     FAIL_THREAD,
     GIVEN_UP_THREADS,
-    PG_INSERT_INTERRUPT,
-    PG_INSERT_NEW_INTERRUPT,
+    PG_SETTLE_DONE,
     SETTLE_THREAD,
-    SQLITE_INSERT_INTERRUPT,
 )
-from app.services.thread_rows import load_threads, thread_from_row
-from app.services.views import PendingInterrupt, Thread, ThreadStatus
+from app.services.views import Thread
 
 __all__ = ["RunExecutor", "RunOutcome"]
+
+#: What `PG_SETTLE_DONE` takes of a question's row (the thread's own columns come apart).
+_QUESTION_FIELDS = ("id", "node", "ns", "checkpoint_id", "value", "schema", "has_default")
+_QUESTION_FIELDS += ("default", "timeout")
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +236,8 @@ class RunExecutor:
     ) -> RunOutcome:
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
+                if plan.status is RunStatus.DONE and not self.sqlite:
+                    return await self._commit_done_pg(conn, run, saver, plan, report_thread)
                 # Fenced first: a worker that lost its lease raises here and writes nothing.
                 run_status = await self.queue.finish(conn, run, plan.status)
                 if plan.status is RunStatus.CANCELLED:
@@ -258,104 +260,81 @@ class RunExecutor:
                 if settled is None:  # cancelled while it ran: keep the checkpoint, ask nothing
                     await conn.execute(CANCEL_RUN, {"run_id": run.id})
                     return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
-                created = await self._insert_interrupts(conn, run, saver, plan.interrupts)
+                rows = question_rows(run, saver, plan.interrupts)
+                created = await insert_questions(conn, rows, sqlite=self.sqlite)
                 if plan.flush and run.answers:
                     ids = sorted(run.answers)
                     await conn.execute(CONSUME_ANSWERS, {"tid": run.thread_id, "ids": ids})
-                if self.events is not None:  # the outbox: in the run's one transaction
-                    outcome = self._events(run, plan, thread_status, created, self.events)
-                    await self.events.record(conn, outcome)
-                thread = (
-                    await self._settled_thread(conn, settled, thread_status, plan, created)
-                    if report_thread
-                    else None
+                return await self._record(
+                    conn, run, plan, run_status, thread_status, settled, created, report_thread
                 )
-        return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error, thread)
 
-    async def _insert_interrupts(
+    async def _commit_done_pg(
         self,
         conn: AsyncConnection,
         run: ClaimedRun,
         saver: BufferedCheckpointer | None,
-        interrupts: Iterable[Any],
-    ) -> list[dict[str, Any]]:
-        """Insert the rows of new questions; returns them (with their deadline)."""
-        interrupts = list(interrupts)
-        if not interrupts:
-            return []
-        sources = _interrupt_sources(saver)
-        rows = []
-        for item in interrupts:
-            record, checkpoint_id = sources.get(item.id, ({}, None))
-            rows.append(
-                {
-                    "id": item.id,
-                    "thread_id": run.thread_id,
-                    "tenant": run.tenant,
-                    "graph": run.graph,
-                    "node": record.get("node", ""),
-                    "ns": record.get("ns", ""),
-                    "checkpoint_id": checkpoint_id or "",
-                    "value": to_jsonable(item.value),
-                    "schema": item.schema,
-                    "has_default": bool(item.has_default),
-                    "default": to_jsonable(item.default) if item.has_default else None,
-                    "timeout": item.timeout,
-                }
-            )
-        if len(rows) == 1 and not self.sqlite:  # the usual case: one round trip
-            inserted = await fetch(conn, PG_INSERT_NEW_INTERRUPT, rows[0])
-        else:
-            # Questions still pending from an earlier run already have their row (possibly
-            # being answered right now): only new ones are inserted, so no lock is waited on.
-            ids = [r["id"] for r in rows]
-            existing = set((await conn.execute(EXISTING_INTERRUPTS, {"ids": ids})).scalars())
-            rows = [r for r in rows if r["id"] not in existing]
-            if not rows:
-                return []
-            statement = SQLITE_INSERT_INTERRUPT if self.sqlite else PG_INSERT_INTERRUPT
-            inserted = await conn.execute(statement, rows)
-        stored = {r.id: r for r in inserted}
-        return [
-            {
-                **r,
-                "expires_at": stored[r["id"]].expires_at,
-                "created_at": stored[r["id"]].created_at,
-            }
-            for r in rows
-            if r["id"] in stored
-        ]
-
-    @staticmethod
-    async def _settled_thread(
-        conn: AsyncConnection,
-        settled: Any,
-        thread_status: str,
         plan: _Settlement,
-        created: list[dict[str, Any]],
-    ) -> Thread:
-        """The thread as this transaction leaves it, for the request waiting on the run.
+        report_thread: bool,
+    ) -> RunOutcome:
+        """A run that ended normally, on PostgreSQL: run, thread, new questions and consumed
+        answers in one fenced statement (`PG_SETTLE_DONE`), then the checkpoint and events."""
+        rows = question_rows(run, saver, plan.interrupts)
+        questions = [{k: r[k] for k in _QUESTION_FIELDS} for r in rows]
+        params = {
+            "run_id": run.id,
+            "worker_id": run.worker_id,
+            "thread_status": plan.thread_status,
+            "tid": run.thread_id,
+            "tenant": run.tenant,
+            "graph": run.graph,
+            "values": plan.values,
+            "next": plan.next,
+            "questions": questions,
+            "consume": sorted(run.answers) if plan.flush else [],
+        }
+        settled = await fetch_one(conn, PG_SETTLE_DONE, params)
+        if settled is None or settled.run_status is None:
+            raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
+        run_status = RunStatus(settled.run_status)
+        if saver is not None and plan.flush:
+            await saver.flush(conn)
+        if settled.thread_id is None:  # cancelled while it ran: keep the checkpoint, ask nothing
+            await conn.execute(CANCEL_RUN, {"run_id": run.id})
+            return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
+        stored = dict(
+            zip(
+                settled.asked_ids or (),
+                zip(settled.asked_expires or (), settled.asked_created or (), strict=True),
+                strict=True,
+            )
+        )
+        created = with_times(rows, stored)
+        return await self._record(
+            conn, run, plan, run_status, settled.status, settled, created, report_thread
+        )
 
-        Its pending questions need no read when the run asked nothing (it completed) or when
-        every question it stops at is one it has just inserted.
-        """
-        if thread_status == ThreadStatus.COMPLETED.value:
-            return thread_from_row(settled, [])
-        if thread_status == ThreadStatus.INTERRUPTED.value and len(created) == len(plan.interrupts):
-            asked = [
-                PendingInterrupt(
-                    id=row["id"],
-                    value=row["value"],
-                    node=row["node"],
-                    created_at=row["created_at"],
-                    schema=row["schema"],
-                    expires_at=row["expires_at"],
-                )
-                for row in created
-            ]
-            asked.sort(key=lambda i: (i.created_at, i.id))  # as a read orders them
-            return thread_from_row(settled, asked)
-        return (await load_threads(conn, [settled]))[0]
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        run: ClaimedRun,
+        plan: _Settlement,
+        run_status: RunStatus,
+        thread_status: str,
+        settled: Any,
+        created: list[dict[str, Any]],
+        report_thread: bool,
+    ) -> RunOutcome:
+        """The outcome's events (the outbox, in the run's one transaction) and the outcome."""
+        if self.events is not None:
+            outcome = self._events(run, plan, thread_status, created, self.events)
+            await self.events.record(conn, outcome)
+        thread = (
+            await settled_thread(conn, settled, thread_status, len(plan.interrupts), created)
+            if report_thread
+            else None
+        )
+        return RunOutcome(run.id, run.thread_id, run_status, thread_status, plan.error, thread)
 
     @staticmethod
     def _events(
@@ -374,15 +353,3 @@ class RunExecutor:
         elif thread_status == "failed":
             out.append(thread_failed(thread, error=plan.error, public_url=url))
         return out
-
-
-def _interrupt_sources(
-    saver: BufferedCheckpointer | None,
-) -> dict[str, tuple[Mapping[str, Any], str]]:
-    """Interrupt id -> (its stored InterruptRecord, the checkpoint it was asked at)."""
-    sources: dict[str, tuple[Mapping[str, Any], str]] = {}
-    for write in saver.buffered_writes if saver is not None else ():
-        if write.channel == INTERRUPT:
-            for record in write.value or ():
-                sources[record["id"]] = (record, write.checkpoint_id)
-    return sources

@@ -7,6 +7,7 @@ one final transaction. Deadlines come from the database clock.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,6 +23,7 @@ __all__ = [
     "GIVEN_UP_THREADS",
     "PG_INSERT_INTERRUPT",
     "PG_INSERT_NEW_INTERRUPT",
+    "PG_SETTLE_DONE",
     "SETTLE_THREAD",
     "SQLITE_INSERT_INTERRUPT",
 ]
@@ -142,4 +144,72 @@ CONSUME_ANSWERS = (
         InterruptRow.consumed_at.is_(None),
     )
     .values({"consumed_at": utcnow()})
+)
+
+
+#: PostgreSQL: a run that ended normally, settled in ONE statement (fenced on the lease):
+#: the run ends (or goes back to the queue when an answer arrived meanwhile: ``rerun``, with
+#: NOTIFY), its thread takes the new values, the questions asked for the first time get their
+#: rows (deadline from the database clock; one already stored is skipped without waiting on
+#: its lock), and the answers delivered are consumed. ``run_status`` NULL: the lease was lost,
+#: nothing written. Thread columns NULL: the thread was cancelled meanwhile.
+PG_SETTLE_DONE = sa.text(
+    """
+    WITH fin AS (
+        UPDATE runs
+        SET status = CASE WHEN rerun THEN 'queued' ELSE 'done' END,
+            rerun = false, worker_id = NULL, lease_expires_at = NULL,
+            finished_at = CASE WHEN rerun THEN NULL ELSE now() END
+        WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+        RETURNING status
+    ), th AS (
+        UPDATE threads
+        SET status = CASE WHEN (SELECT status FROM fin) = 'queued' THEN 'queued'
+                          ELSE :thread_status END,
+            input = NULL, values = :values, next = :next, error = NULL, updated_at = now()
+        WHERE thread_id = :tid AND status <> 'cancelled' AND EXISTS (SELECT 1 FROM fin)
+        RETURNING threads.thread_id, threads.graph, threads.status, threads.values,
+            threads.next, threads.metadata AS metadata_, threads.error, threads.created_at,
+            threads.updated_at
+    ), asked AS (
+        INSERT INTO interrupts (id, thread_id, tenant, graph, node, ns, checkpoint_id, value,
+                                schema, has_default, "default", status, expires_at)
+        SELECT q.id, :tid, :tenant, :graph, q.node, q.ns, q.checkpoint_id, q.value, q.schema,
+            q.has_default, q."default", 'pending',
+            now() + make_interval(secs => q.timeout)
+        FROM jsonb_to_recordset(:questions) AS q(
+            id text, node text, ns text, checkpoint_id text, value jsonb, schema jsonb,
+            has_default boolean, "default" jsonb, timeout double precision
+        )
+        WHERE EXISTS (SELECT 1 FROM th)
+            AND NOT EXISTS (SELECT 1 FROM interrupts AS i WHERE i.id = q.id)
+        ON CONFLICT DO NOTHING
+        RETURNING id, expires_at, created_at
+    ), consumed AS (
+        UPDATE interrupts SET consumed_at = now()
+        WHERE thread_id = :tid AND id = ANY(:consume) AND consumed_at IS NULL
+            AND EXISTS (SELECT 1 FROM th)
+        RETURNING id
+    ), woken AS (
+        SELECT pg_notify('hitl_runs', '') FROM fin WHERE status = 'queued'
+    )
+    SELECT (SELECT status FROM fin) AS run_status, th.*,
+        (SELECT array_agg(id) FROM asked) AS asked_ids,
+        (SELECT array_agg(expires_at) FROM asked) AS asked_expires,
+        (SELECT array_agg(created_at) FROM asked) AS asked_created,
+        (SELECT count(*) FROM consumed) AS consumed,
+        (SELECT count(*) FROM woken) AS woken
+    FROM (SELECT 1) AS one LEFT JOIN th ON true
+    """
+).bindparams(
+    sa.bindparam("run_id", type_=sa.BigInteger),
+    sa.bindparam("worker_id", type_=sa.Text),
+    sa.bindparam("thread_status", type_=sa.Text),
+    sa.bindparam("tid", type_=sa.Text),
+    sa.bindparam("tenant", type_=sa.Text),
+    sa.bindparam("graph", type_=sa.Text),
+    sa.bindparam("values", type_=JSON),
+    sa.bindparam("next", type_=JSON),
+    sa.bindparam("questions", type_=JSON),
+    sa.bindparam("consume", type_=ARRAY(sa.Text)),
 )
