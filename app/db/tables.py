@@ -137,13 +137,18 @@ class ThreadRow(Base):
     updated_at: Mapped[datetime] = _created_at()
 
     __table_args__ = (
-        # Keyset pagination, newest first: ORDER BY created_at DESC, thread_id DESC. The
-        # indexes end at created_at: the tie-breaker is sorted among the few rows that share a
-        # timestamp (an incremental sort on PostgreSQL), and the cursor's created_at bounds
-        # the scan. A 37-byte thread id in each of four indexes cost more than all the rest.
-        sa.Index("ix_threads_status_created", "status", "created_at", **_APPEND_ONLY),
+        # Keyset pagination, newest first: ORDER BY created_at DESC, thread_id DESC. Filtered
+        # lists need indexes in that whole order: with a prepared statement's generic plan
+        # (status = $1), PostgreSQL would otherwise prefer walking ix_threads_created and
+        # filtering, which reads the whole index for a rare status or graph.
+        sa.Index("ix_threads_status_created", "status", "created_at", "thread_id", **_APPEND_ONLY),
         sa.Index(
-            "ix_threads_graph_status_created", "graph", "status", "created_at", **_APPEND_ONLY
+            "ix_threads_graph_status_created",
+            "graph",
+            "status",
+            "created_at",
+            "thread_id",
+            **_APPEND_ONLY,
         ),
         # A tenant's lists (tenant = :t implies tenant IS NOT NULL); untenanted rows cost nothing.
         sa.Index(
@@ -151,10 +156,13 @@ class ThreadRow(Base):
             "tenant",
             "status",
             "created_at",
+            "thread_id",
             postgresql_where=_HAS_TENANT,
             sqlite_where=_HAS_TENANT,
             **_APPEND_ONLY,
         ),
+        # The unfiltered list: ends at created_at; the few rows sharing a timestamp are sorted
+        # after the scan (an incremental sort), and a cursor's created_at bounds the scan.
         sa.Index("ix_threads_created", "created_at", **_APPEND_ONLY),
         # Metadata filters use only JSONB containment (@>): jsonb_path_ops is enough and
         # smaller. SQLite scans.
@@ -278,8 +286,9 @@ class InterruptRow(Base):
     consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
-        # The inbox, newest first (ORDER BY created_at DESC, id DESC: ids sorted after the
-        # index, among rows of one timestamp, as for threads).
+        # The inbox, newest first (ORDER BY created_at DESC, id DESC). Every list filters on
+        # status, so no index of all rows competes with these: they end at created_at, and
+        # the ids of rows sharing a timestamp are sorted after the scan (incremental sort).
         sa.Index("ix_interrupts_status_created", "status", "created_at", **_APPEND_ONLY),
         # A thread's questions (a few per thread; equality only: a hash index on PostgreSQL).
         sa.Index("ix_interrupts_thread", "thread_id", postgresql_using="hash"),

@@ -1,12 +1,16 @@
 """Smaller storage per paused thread: list indexes without the tie-breaking id; a checkpoint
 row holds the pending writes made with it; its usual metadata is SQL NULL.
 
-Why: every list index of threads and interrupts ended with the row's text id (37 and 33 bytes)
-only to break ties between rows created at the same instant. Ending them at ``created_at``
-keeps the same order (PostgreSQL sorts the few tied rows after the index scan, an incremental
-sort, and uses the cursor's ``created_at`` as the scan's bound) at about half the bytes. Their
-keys grow with time, as the event cursor's do: rows are added at the end of each key range, so
-they are built full (fillfactor 100 instead of 90, on PostgreSQL).
+Why: the list indexes of interrupts and the unfiltered list index of threads ended with the
+row's text id (33 and 37 bytes) only to break ties between rows created at the same instant.
+Ending them at ``created_at`` keeps the same order (PostgreSQL sorts the few tied rows after the
+index scan, an incremental sort, and uses the cursor's ``created_at`` as the scan's bound) at
+about half the bytes. The filtered thread lists keep the id: with a generic plan for
+``status = $1`` PostgreSQL would otherwise walk ``ix_threads_created`` and filter, reading the
+whole index for a rare status or graph. Interrupt lists always filter on status, so no index of
+all interrupts competes. These indexes' keys grow with time, as the event cursor's do: rows are
+added at the end of each key range, so they are built full (fillfactor 100 instead of 90, on
+PostgreSQL).
 
 A paused thread's question (its INTERRUPT write) was a ``checkpoint_writes`` row of its own,
 with a five-column text primary key: ``checkpoints.writes`` now holds the writes a run makes
@@ -37,12 +41,19 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: (index, table, columns before, partial on tenant): each loses its last column (the id).
+#: (index, table, columns before, columns after, partial on tenant).
 _LIST_INDEXES = (
-    ("ix_threads_status_created", "threads", ["status", "created_at", "thread_id"], False),
+    (
+        "ix_threads_status_created",
+        "threads",
+        ["status", "created_at", "thread_id"],
+        ["status", "created_at", "thread_id"],
+        False,
+    ),
     (
         "ix_threads_graph_status_created",
         "threads",
+        ["graph", "status", "created_at", "thread_id"],
         ["graph", "status", "created_at", "thread_id"],
         False,
     ),
@@ -50,20 +61,29 @@ _LIST_INDEXES = (
         "ix_threads_tenant_status_created",
         "threads",
         ["tenant", "status", "created_at", "thread_id"],
+        ["tenant", "status", "created_at", "thread_id"],
         True,
     ),
-    ("ix_threads_created", "threads", ["created_at", "thread_id"], False),
-    ("ix_interrupts_status_created", "interrupts", ["status", "created_at", "id"], False),
+    ("ix_threads_created", "threads", ["created_at", "thread_id"], ["created_at"], False),
+    (
+        "ix_interrupts_status_created",
+        "interrupts",
+        ["status", "created_at", "id"],
+        ["status", "created_at"],
+        False,
+    ),
     (
         "ix_interrupts_graph_status_created",
         "interrupts",
         ["graph", "status", "created_at", "id"],
+        ["graph", "status", "created_at"],
         False,
     ),
     (
         "ix_interrupts_tenant_status_created",
         "interrupts",
         ["tenant", "status", "created_at", "id"],
+        ["tenant", "status", "created_at"],
         True,
     ),
 )
@@ -78,9 +98,9 @@ def _create_index(
 
 
 def upgrade() -> None:
-    for name, table, columns, tenant in _LIST_INDEXES:
+    for name, table, _, columns, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
-        _create_index(name, table, columns[:-1], tenant, fillfactor=100)
+        _create_index(name, table, columns, tenant, fillfactor=100)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER INDEX ix_events_cursor SET (fillfactor = 100)")
     with op.batch_alter_table("checkpoints") as batch:
@@ -97,6 +117,6 @@ def downgrade() -> None:
         batch.drop_column("writes_dict")
         batch.drop_column("writes")
         batch.alter_column("metadata", nullable=False, server_default=sa.text("'{}'"))
-    for name, table, columns, tenant in _LIST_INDEXES:
+    for name, table, columns, _, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
         _create_index(name, table, columns, tenant)
