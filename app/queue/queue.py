@@ -85,9 +85,10 @@ class RunQueue:
         *,
         worker_id: str,
         lease_seconds: float,
-    ) -> ClaimedRun | None:
+    ) -> tuple[Any, ClaimedRun] | None:
         """Queue a run of ``thread_id`` already claimed by ``worker_id``, in the caller's
-        transaction; the caller's process executes it (PostgreSQL only).
+        transaction; the caller's process executes it (PostgreSQL only). Returns the thread's
+        row as the claim left it (``running``) and the claimed run.
 
         When the thread has an active run already, or on SQLite, the run is queued as by
         `enqueue` instead and None is returned. The claimed run is an ordinary one: leased,
@@ -106,7 +107,8 @@ class RunQueue:
         if row is None:
             await self.enqueue(conn, thread_id)
             return None
-        return self._claimed(WorkerId(worker_id), row._mapping, row._mapping["answers"], None)
+        run = self._claimed(WorkerId(worker_id), row._mapping, row._mapping["answers"], None)
+        return row, run
 
     async def start_claimed(
         self, thread: Mapping[str, Any], *, worker_id: str, lease_seconds: float

@@ -113,7 +113,8 @@ _CLAIMED_THREAD = """
     FROM claimed
     WHERE t.thread_id = claimed.thread_id
     RETURNING claimed.id, claimed.thread_id, claimed.attempts, t.graph, t.tenant,
-        t.status, t.input,
+        t.status, t.input, t.values, t.next, t.metadata AS metadata_, t.error, t.created_at,
+        t.updated_at,
         EXISTS (
             SELECT 1 FROM checkpoints AS c WHERE c.thread_id = t.thread_id AND c.ns = ''
         ) AS started,
@@ -123,6 +124,8 @@ _CLAIMED_THREAD = """
                 AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
         ) AS answers
 """
+
+_CLAIMED_JSON = ("input", "answers", "values", "next", "metadata_", "error")
 
 #: Claim the oldest queued run in one statement: lease from now(), thread marked running.
 PG_CLAIM = _json_columns(
@@ -141,8 +144,7 @@ PG_CLAIM = _json_columns(
         {_CLAIMED_THREAD}
         """
     ),
-    "input",
-    "answers",
+    *_CLAIMED_JSON,
 )
 
 #: Queue a run already claimed by :worker_id, inside the caller's transaction: the process
@@ -162,8 +164,7 @@ PG_ENQUEUE_CLAIMED = _json_columns(
         {_CLAIMED_THREAD}
         """
     ),
-    "input",
-    "answers",
+    *_CLAIMED_JSON,
 )
 
 #: A new thread with its first run already claimed by :worker_id, as ONE statement: run in

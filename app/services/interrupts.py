@@ -419,12 +419,12 @@ class InterruptService:
                         public_url=self.events.public_url,
                     )
                 )
-        queued = await fetch_one(conn, MARK_QUEUED, {"b_thread_id": thread_id})
-        # Same transaction as the answers.
-        if here is not None:
-            await here.enqueue(conn, self.queue, thread_id)
-        else:
-            await self.queue.enqueue(conn, thread_id)
+        # Same transaction as the answers. A run claimed here marks the thread running itself.
+        queued = await here.enqueue(conn, self.queue, thread_id) if here is not None else None
+        if queued is None:
+            if here is None:
+                await self.queue.enqueue(conn, thread_id)
+            queued = await fetch_one(conn, MARK_QUEUED, {"b_thread_id": thread_id})
         if self.events is not None:
             await self.events.record(conn, resolved)  # the outbox: same transaction too
         if queued is None:  # it was not interrupted (some answers were already in)

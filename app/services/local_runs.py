@@ -55,7 +55,7 @@ class ClaimingQueue(Protocol):
 
     async def enqueue_claimed(
         self, conn: AsyncConnection, thread_id: str, *, worker_id: str, lease_seconds: float
-    ) -> ClaimedRun | None: ...
+    ) -> tuple[Any, ClaimedRun] | None: ...
 
 
 class ThreadStartingQueue(ClaimingQueue, Protocol):
@@ -90,19 +90,22 @@ class RunHere:
         """A slot of ``runner`` when the request waits and one is free; else an empty intent."""
         return cls(runner.reserve() if wait and runner is not None else None)
 
-    async def enqueue(self, conn: AsyncConnection, queue: ClaimingQueue, thread_id: str) -> None:
-        """Queue ``thread_id``'s run claimed by this slot's worker, inside ``conn``'s transaction.
+    async def enqueue(self, conn: AsyncConnection, queue: ClaimingQueue, thread_id: str) -> Any:
+        """Queue ``thread_id``'s run claimed by this slot's worker, inside ``conn``'s transaction;
+        the thread's row as the claim left it (``running``).
 
-        An ordinary enqueue without a slot, or when the thread has an active run already.
+        An ordinary enqueue without a slot, or when the thread has an active run already
+        (None returned).
         """
         if self.slot is None:
             await queue.enqueue(conn, thread_id)
-            return
-        claimed = await queue.enqueue_claimed(
+            return None
+        started = await queue.enqueue_claimed(
             conn, thread_id, worker_id=self.slot.worker_id, lease_seconds=self.slot.lease_seconds
         )
-        if claimed is None:
-            return
+        if started is None:
+            return None
+        row, claimed = started
         # The head the run resumes from, read in the same transaction (a new thread has none).
         head = (
             await prefetch_head(conn, thread_id)
@@ -110,6 +113,7 @@ class RunHere:
             else PrefetchedHead(thread_id, None)
         )
         self.claimed = dataclasses.replace(claimed, prefetched=head)
+        return row
 
     async def start_thread(self, queue: ThreadStartingQueue, thread: Mapping[str, Any]) -> Any:
         """Insert a new thread (its columns) with its first run claimed by this slot's worker,

@@ -35,7 +35,12 @@ async def _new_thread_claimed(
                 thread_id=thread_id, graph="g", status="queued", input={"x": 1}
             )
         )
-        return await queue.enqueue_claimed(conn, thread_id, worker_id="here", lease_seconds=30)
+        started = await queue.enqueue_claimed(conn, thread_id, worker_id="here", lease_seconds=30)
+    if started is None:
+        return None
+    row, run = started
+    assert (row.thread_id, row.status) == (thread_id, "running")  # the thread as claimed
+    return run
 
 
 async def test_a_new_threads_run_is_claimed_in_the_callers_transaction(
