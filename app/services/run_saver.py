@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.checkpoint.base import Checkpoint, Checkpointer, CheckpointTuple
 from app.checkpoint.sql import BufferedCheckpointer, SqlCheckpointer
 from app.checkpoint.sql_queries import tuples_from_rows, tuples_query
+from app.db.driver import fetch
 from app.db.errors import UNAVAILABLE_ERRORS
 
 __all__ = ["HeadCachedSaver", "PrefetchedHead", "prefetch_head", "run_saver"]
@@ -41,7 +42,7 @@ async def prefetch_head(conn: AsyncConnection, thread_id: str) -> PrefetchedHead
     reads (and fails on) the head itself, so the run gets a stored error, not a retry loop.
     """
     try:
-        rows = (await conn.execute(tuples_query("head"), {"thread_id": thread_id, "ns": ""})).all()
+        rows = await fetch(conn, tuples_query("head"), {"thread_id": thread_id, "ns": ""})
         tuples = tuples_from_rows(rows)
     except UNAVAILABLE_ERRORS:
         raise
