@@ -355,7 +355,9 @@ class EventRow(Base):
         # Streams: one thread's events, all events (optionally one tenant's), in cursor order.
         # One thread's events: a few, sorted after the lookup (a hash index on PostgreSQL).
         sa.Index("ix_events_thread", "thread_id", postgresql_using="hash"),
-        sa.Index("ix_events_cursor", "tx", "id", **_APPEND_ONLY),
+        # All events in cursor order: ids of one transaction sorted after the scan (an
+        # incremental sort); no other index of all events competes with it.
+        sa.Index("ix_events_cursor", "tx", **_APPEND_ONLY),
         sa.Index(
             "ix_events_tenant_cursor",
             "tenant",

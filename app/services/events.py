@@ -85,8 +85,8 @@ class EventType(StrEnum):
 class NewEvent:
     """An event about to be recorded. ``event_id`` is what receivers deduplicate on.
 
-    ``stored``: what is written instead of ``payload`` (the builders' compact form, which
-    `expand_payload` turns back into ``payload``); None stores ``payload`` as it is.
+    ``stored``: what is written instead of ``payload`` (the builders' compact form, a JSON
+    array, which `expand_payload` turns back into ``payload``); None stores ``payload``.
     """
 
     type: str
@@ -95,7 +95,7 @@ class NewEvent:
     tenant: str | None
     payload: Mapping[str, Any]
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    stored: Mapping[str, Any] | None = None
+    stored: Sequence[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -172,8 +172,8 @@ def links(public_url: str, thread_id: str, interrupt_id: str | None = None) -> d
     return out
 
 
-#: The marker of a compact stored payload; its value is the public URL the links start with.
-COMPACT = "_c"
+#: A compact stored payload is a JSON array (a built payload is always an object):
+#: ``[public URL, interrupt id or null, {the other fields}]``, the last left out when empty.
 #: The fields of an interrupt event that come from its question, in payload order.
 _QUESTION_FIELDS = ("node", "value", "schema", "expires_at")
 #: Questions read back from the interrupts row (immutable there) instead of being stored again.
@@ -193,16 +193,23 @@ def _interrupt_payload(row: Fields, public_url: str) -> dict[str, Any]:
     }
 
 
-def _compact(type_: EventType, payload: Mapping[str, Any], public_url: str) -> dict[str, Any]:
+def _compact(type_: EventType, payload: Mapping[str, Any], public_url: str) -> list[Any]:
     """What is stored of a built payload: no thread id and graph (the event's columns), no
     links (derived from ``public_url`` and the ids), and for a new question none of its fields
     (the interrupts row has them). `expand_payload` restores the payload exactly."""
-    drop = {"thread_id", "graph", "links"}
+    drop = {"thread_id", "graph", "links", "interrupt_id"}
     if type_.value in _FROM_INTERRUPT_ROW:
         drop.update(_QUESTION_FIELDS)
-    out: dict[str, Any] = {COMPACT: public_url}
-    out.update((k, v) for k, v in payload.items() if k not in drop)
-    return out
+    rest = {k: v for k, v in payload.items() if k not in drop}
+    out = [public_url, payload.get("interrupt_id")]
+    return [*out, rest] if rest else out
+
+
+def _question_of(stored: Any) -> str | None:
+    """The interrupt id of a compact stored payload (None: not compact, or not a question's)."""
+    if type(stored) is list and len(stored) >= 2 and isinstance(stored[1], str):
+        return stored[1]
+    return None
 
 
 def question_event_id(type_: str, interrupt_id: str) -> str:
@@ -214,36 +221,24 @@ def question_event_id(type_: str, interrupt_id: str) -> str:
 
 def _event(type_: EventType, row: Fields, payload: dict[str, Any], public_url: str) -> NewEvent:
     stored = _compact(type_, payload, public_url)
-    if "interrupt_id" in stored:
-        event_id = question_event_id(type_.value, stored["interrupt_id"])
-        return NewEvent(
-            type_.value,
-            row["thread_id"],
-            row["graph"],
-            row.get("tenant"),
-            payload,
-            event_id,
-            stored,
-        )
+    interrupt_id = _question_of(stored)
+    event_id = (
+        uuid.uuid4().hex if interrupt_id is None else question_event_id(type_.value, interrupt_id)
+    )
     return NewEvent(
-        type_.value, row["thread_id"], row["graph"], row.get("tenant"), payload, stored=stored
+        type_.value, row["thread_id"], row["graph"], row.get("tenant"), payload, event_id, stored
     )
 
 
 def stored_event_id(type_: str, event_id: str, stored: Any) -> str:
     """The event id of a stored event ('': derived from its question, see `question_event_id`)."""
-    if event_id or type(stored) is not dict or COMPACT not in stored:
-        return event_id
-    interrupt_id = stored.get("interrupt_id")
-    return question_event_id(type_, interrupt_id) if isinstance(interrupt_id, str) else event_id
+    interrupt_id = None if event_id else _question_of(stored)
+    return event_id if interrupt_id is None else question_event_id(type_, interrupt_id)
 
 
 def needs_question(type_: str, stored: Any) -> str | None:
     """The interrupt id whose row `expand_payload` needs for a stored payload, if any."""
-    if type_ in _FROM_INTERRUPT_ROW and type(stored) is dict and COMPACT in stored:
-        interrupt_id = stored.get("interrupt_id")
-        return interrupt_id if isinstance(interrupt_id, str) else None
-    return None
+    return _question_of(stored) if type_ in _FROM_INTERRUPT_ROW else None
 
 
 def expand_payload(
@@ -255,13 +250,12 @@ def expand_payload(
     ``question``: the interrupts row (node, value, schema, expires_at) of a new question's
     event; None if it is gone (its thread was deleted): those fields are then null.
     """
-    if type(stored) is not dict or COMPACT not in stored:
+    if type(stored) is not list:
         return stored
-    rest = dict(stored)
-    base = rest.pop(COMPACT)
+    base, interrupt_id = stored[0], stored[1]
+    rest = dict(stored[2]) if len(stored) > 2 else {}
     out: dict[str, Any] = {"thread_id": thread_id, "graph": graph}
     if type_.startswith("interrupt."):
-        interrupt_id = rest.pop("interrupt_id")
         out["interrupt_id"] = interrupt_id
         for name in _QUESTION_FIELDS:
             if type_ in _FROM_INTERRUPT_ROW:
@@ -396,9 +390,9 @@ SQLITE_INSERT_DELIVERIES = sa.text(
 
 def _as_json(event: NewEvent, pg: bool) -> dict[str, Any]:
     event_id = event.event_id
-    if pg and event.stored is not None and "interrupt_id" in event.stored:
-        if event_id == question_event_id(event.type, event.stored["interrupt_id"]):
-            event_id = ""  # derived when read (`stored_event_id`)
+    interrupt_id = _question_of(event.stored)
+    if pg and interrupt_id is not None and event_id == question_event_id(event.type, interrupt_id):
+        event_id = ""  # derived when read (`stored_event_id`)
     return {
         "event_id": event_id,
         "type": event.type,

@@ -8,9 +8,9 @@ index scan, an incremental sort, and uses the cursor's ``created_at`` as the sca
 about half the bytes. The filtered thread lists keep the id: with a generic plan for
 ``status = $1`` PostgreSQL would otherwise walk ``ix_threads_created`` and filter, reading the
 whole index for a rare status or graph. Interrupt lists always filter on status, so no index of
-all interrupts competes. These indexes' keys grow with time, as the event cursor's do: rows are
-added at the end of each key range, so they are built full (fillfactor 100 instead of 90, on
-PostgreSQL).
+all interrupts competes; nor with the event cursor, which ends at ``tx`` likewise. These
+indexes' keys grow with time: rows are added at the end of each key range, so they are built
+full (fillfactor 100 instead of 90, on PostgreSQL).
 
 A paused thread's question (its INTERRUPT write) was a ``checkpoint_writes`` row of its own,
 with a five-column text primary key: ``checkpoints.writes`` now holds the writes a run makes
@@ -101,8 +101,8 @@ def upgrade() -> None:
     for name, table, _, columns, tenant in _LIST_INDEXES:
         op.drop_index(name, table_name=table)
         _create_index(name, table, columns, tenant, fillfactor=100)
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER INDEX ix_events_cursor SET (fillfactor = 100)")
+    op.drop_index("ix_events_cursor", table_name="events")
+    _create_index("ix_events_cursor", "events", ["tx"], False, fillfactor=100)
     with op.batch_alter_table("checkpoints") as batch:
         batch.add_column(sa.Column("writes", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("writes_dict", sa.LargeBinary(), nullable=True))
@@ -110,8 +110,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("ALTER INDEX ix_events_cursor RESET (fillfactor)")
+    op.drop_index("ix_events_cursor", table_name="events")
+    _create_index("ix_events_cursor", "events", ["tx", "id"], False)
     op.execute("UPDATE checkpoints SET metadata = 'null' WHERE metadata IS NULL")
     with op.batch_alter_table("checkpoints") as batch:
         batch.drop_column("writes_dict")
