@@ -113,3 +113,17 @@ async def test_a_statement_alone_commits_by_itself(engine: AsyncEngine) -> None:
         assert [tuple(r) for r in (await conn.execute(SELECT, {"tid": "t1"})).all()] == [
             ("t1", None)
         ]
+
+
+async def test_postgresql_statements_do_take_the_driver_path(pg_url: str) -> None:
+    """Fails when SQLAlchemy's asyncpg adapter changes shape (the code would fall back)."""
+    import asyncpg
+
+    engine = create_engine(pg_url)
+    try:
+        async with engine.begin() as conn:
+            assert isinstance(await driver._driver(conn), asyncpg.Connection)
+            rows = await driver.fetch(conn, SELECT, {"tid": "none"})
+        assert rows == []
+    finally:
+        await engine.dispose()
