@@ -6,7 +6,8 @@ Two concurrent answers to one interrupt: PostgreSQL makes the second UPDATE wait
 row lock and then match no row; SQLite serializes the write transactions. Either way exactly one
 answer is stored and queued (202), the other gets 409, and the graph sees one answer. Everything
 that can be checked (the thread, which interrupts are pending, the answers' schemas) is checked
-before that UPDATE, so a bad request changes nothing.
+in that transaction and a failed check rolls it back, so a bad request changes nothing. A bare
+value for a thread that waits on one question is looked up and answered in one statement.
 
 The answer is recorded for audit with it: who (``answered_by``: the API key's name), when
 (``answered_at``, the database clock) and from which request (``request_id``). A service
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db.driver import fetch, fetch_one
-from app.db.tables import InterruptRow, ThreadRow, utcnow
+from app.db.tables import InterruptRow
 from app.errors import (
     AmbiguousResumeError,
     InterruptNotFoundError,
@@ -37,11 +38,17 @@ from app.errors import (
 )
 from app.services import pagination
 from app.services.answer_schemas import schema_errors
+from app.services.answer_statements import (
+    ANSWER,
+    ANSWER_THE_ONLY_PENDING,
+    MARK_QUEUED,
+    STATUS_AND_PENDING,
+    STATUS_AND_PENDING_OF_TENANT,
+)
 from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
 from app.services.local_runs import LocalRunner, RunHere
 from app.services.thread_rows import (
-    THREAD_COLUMNS,
     load_thread,
     load_threads,
     tenant_filter,
@@ -56,73 +63,12 @@ from app.services.views import (
     Outcome,
     Page,
     Thread,
-    ThreadStatus,
     thread_from_json,
     thread_to_json,
 )
 
 #: Sentinel: no bare ``value`` was sent (``None`` is a valid answer).
 MISSING: Any = object()
-
-
-def _status_and_pending(tenant: bool) -> sa.Select[Any]:
-    """The thread's status with its pending interrupts (one row each, or one with NULLs)."""
-    query = (
-        sa.select(ThreadRow.status, InterruptRow.id, InterruptRow.schema)
-        .select_from(ThreadRow)
-        .outerjoin(
-            InterruptRow,
-            sa.and_(
-                InterruptRow.thread_id == ThreadRow.thread_id,
-                InterruptRow.status == InterruptStatus.PENDING.value,
-            ),
-        )
-        .where(ThreadRow.thread_id == sa.bindparam("thread_id"))
-    )
-    return query.where(ThreadRow.tenant == sa.bindparam("tenant")) if tenant else query
-
-
-# A resume's first look, one round trip (any tenant / one tenant's).
-STATUS_AND_PENDING = _status_and_pending(tenant=False)
-STATUS_AND_PENDING_OF_TENANT = _status_and_pending(tenant=True)
-
-# Compare-and-set: answer an interrupt only while it is pending (the exactly-once guard).
-ANSWER = (
-    sa.update(InterruptRow)
-    .where(
-        InterruptRow.id == sa.bindparam("b_id"),
-        InterruptRow.thread_id == sa.bindparam("b_thread_id"),
-        InterruptRow.status == InterruptStatus.PENDING.value,
-    )
-    .values(
-        status=InterruptStatus.ANSWERED.value,
-        answer=sa.bindparam("b_answer", type_=InterruptRow.answer.type),
-        answered_by=sa.bindparam("b_answered_by"),
-        request_id=sa.bindparam("b_request_id"),
-        answered_at=utcnow(),
-    )
-    .returning(
-        InterruptRow.id,
-        InterruptRow.thread_id,
-        InterruptRow.tenant,
-        InterruptRow.graph,
-        InterruptRow.node,
-        InterruptRow.value,
-        InterruptRow.schema,
-        InterruptRow.expires_at,
-    )
-)
-
-# The thread now has work to do; a thread already queued or running keeps its status.
-MARK_QUEUED = (
-    sa.update(ThreadRow)
-    .where(
-        ThreadRow.thread_id == sa.bindparam("b_thread_id"),
-        ThreadRow.status == ThreadStatus.INTERRUPTED.value,
-    )
-    .values(status=ThreadStatus.QUEUED.value, updated_at=utcnow())
-    .returning(*THREAD_COLUMNS)  # the answer's response without reading the thread back
-)
 
 
 def _item(row: Any) -> InterruptItem:
@@ -269,6 +215,14 @@ class InterruptService:
         ikey = IdempotencyKey.build(scope, idempotency_key, request)
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
+            if values is None:  # the usual case first: one question, answered in one statement
+                answered = await self._answer_the_only_pending(
+                    conn, thread_id, value, answered_by=answered_by, request_id=request_id
+                )
+                if answered is not None:
+                    return await self._queue_answered(
+                        conn, thread_id, answered, answers_all=True, here=here
+                    )
             look = STATUS_AND_PENDING if self.tenant is None else STATUS_AND_PENDING_OF_TENANT
             rows = await fetch(conn, look, {"thread_id": thread_id, "tenant": self.tenant})
             if not rows:
@@ -419,6 +373,57 @@ class InterruptService:
                         public_url=self.events.public_url,
                     )
                 )
+        return await self._queue_answered(conn, thread_id, resolved, answers_all, here)
+
+    async def _answer_the_only_pending(
+        self,
+        conn: AsyncConnection,
+        thread_id: str,
+        value: Any,
+        *,
+        answered_by: str | None,
+        request_id: str | None,
+    ) -> list[NewEvent] | None:
+        """Answer the thread's only pending question in one statement; its event (if events
+        are kept). None, with nothing written, when the thread does not wait on exactly one.
+
+        The schema is checked after the write: a bad answer raises and the caller's
+        transaction rolls the write back, so a bad request still changes nothing.
+        """
+        params = {
+            "b_thread_id": thread_id,
+            "b_answer": value,
+            "b_answered_by": answered_by,
+            "b_request_id": request_id,
+            "b_tenant": self.tenant,
+        }
+        won = await fetch_one(conn, ANSWER_THE_ONLY_PENDING[self.tenant is not None], params)
+        if won is None:
+            return None
+        errors = schema_errors(won.id, won.schema, value)
+        if errors:
+            raise InvalidAnswerError(
+                "The answer does not satisfy the interrupt's schema.",
+                thread_id=thread_id,
+                errors=errors,
+            )
+        if self.events is None:
+            return []
+        url = self.events.public_url
+        event = interrupt_resolved(
+            won._mapping, answer=value, answered_by=answered_by, public_url=url
+        )
+        return [event]
+
+    async def _queue_answered(
+        self,
+        conn: AsyncConnection,
+        thread_id: str,
+        resolved: list[NewEvent],
+        answers_all: bool,
+        here: RunHere | None,
+    ) -> Outcome[Thread]:
+        """Queue the run that delivers the answers just stored, with their events."""
         # Same transaction as the answers. A run claimed here marks the thread running itself.
         queued = await here.enqueue(conn, self.queue, thread_id) if here is not None else None
         if queued is None:

@@ -1,0 +1,136 @@
+"""The statements of answering: the resume's first look, the compare-and-set, the thread's mark.
+
+Named constants (one line of why each) for `app.services.interrupts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
+from app.services.thread_rows import THREAD_COLUMNS
+from app.services.views import InterruptStatus, ThreadStatus
+
+__all__ = [
+    "ANSWER",
+    "ANSWER_THE_ONLY_PENDING",
+    "MARK_QUEUED",
+    "STATUS_AND_PENDING",
+    "STATUS_AND_PENDING_OF_TENANT",
+]
+
+
+def _status_and_pending(tenant: bool) -> sa.Select[Any]:
+    """The thread's status with its pending interrupts (one row each, or one with NULLs)."""
+    query = (
+        sa.select(ThreadRow.status, InterruptRow.id, InterruptRow.schema)
+        .select_from(ThreadRow)
+        .outerjoin(
+            InterruptRow,
+            sa.and_(
+                InterruptRow.thread_id == ThreadRow.thread_id,
+                InterruptRow.status == InterruptStatus.PENDING.value,
+            ),
+        )
+        .where(ThreadRow.thread_id == sa.bindparam("thread_id"))
+    )
+    return query.where(ThreadRow.tenant == sa.bindparam("tenant")) if tenant else query
+
+
+# A resume's first look, one round trip (any tenant / one tenant's).
+STATUS_AND_PENDING = _status_and_pending(tenant=False)
+STATUS_AND_PENDING_OF_TENANT = _status_and_pending(tenant=True)
+
+# Compare-and-set: answer an interrupt only while it is pending (the exactly-once guard).
+ANSWER = (
+    sa.update(InterruptRow)
+    .where(
+        InterruptRow.id == sa.bindparam("b_id"),
+        InterruptRow.thread_id == sa.bindparam("b_thread_id"),
+        InterruptRow.status == InterruptStatus.PENDING.value,
+    )
+    .values(
+        status=InterruptStatus.ANSWERED.value,
+        answer=sa.bindparam("b_answer", type_=InterruptRow.answer.type),
+        answered_by=sa.bindparam("b_answered_by"),
+        request_id=sa.bindparam("b_request_id"),
+        answered_at=utcnow(),
+    )
+    .returning(
+        InterruptRow.id,
+        InterruptRow.thread_id,
+        InterruptRow.tenant,
+        InterruptRow.graph,
+        InterruptRow.node,
+        InterruptRow.value,
+        InterruptRow.schema,
+        InterruptRow.expires_at,
+    )
+)
+
+# The thread now has work to do; a thread already queued or running keeps its status.
+MARK_QUEUED = (
+    sa.update(ThreadRow)
+    .where(
+        ThreadRow.thread_id == sa.bindparam("b_thread_id"),
+        ThreadRow.status == ThreadStatus.INTERRUPTED.value,
+    )
+    .values(status=ThreadStatus.QUEUED.value, updated_at=utcnow())
+    .returning(*THREAD_COLUMNS)  # the answer's response without reading the thread back
+)
+
+
+#: The columns an answered interrupt hands back (its event is built from them).
+_ANSWERED = (
+    InterruptRow.id,
+    InterruptRow.thread_id,
+    InterruptRow.tenant,
+    InterruptRow.graph,
+    InterruptRow.node,
+    InterruptRow.value,
+    InterruptRow.schema,
+    InterruptRow.expires_at,
+)
+
+
+def _answer_the_only_pending(tenant: bool) -> Any:
+    """A bare value for a thread that waits on exactly one question: the look and the
+    compare-and-set in one statement. No row: the usual look explains why (not found, not
+    interrupted, several pending, answered meanwhile)."""
+    others = sa.alias(InterruptRow.__table__, "others")
+    only_one = (
+        sa.select(sa.func.count())
+        .select_from(others)
+        .where(
+            others.c.thread_id == sa.bindparam("b_thread_id"),
+            others.c.status == InterruptStatus.PENDING.value,
+        )
+        .scalar_subquery()
+        == 1
+    )
+    query = (
+        sa.update(InterruptRow)
+        .where(
+            InterruptRow.thread_id == sa.bindparam("b_thread_id"),
+            InterruptRow.status == InterruptStatus.PENDING.value,
+            only_one,
+        )
+        .values(
+            status=InterruptStatus.ANSWERED.value,
+            answer=sa.bindparam("b_answer", type_=JSON),
+            answered_by=sa.bindparam("b_answered_by"),
+            request_id=sa.bindparam("b_request_id"),
+            answered_at=utcnow(),
+        )
+        .returning(*_ANSWERED)
+    )
+    return query.where(InterruptRow.tenant == sa.bindparam("b_tenant")) if tenant else query
+
+
+#: Any tenant / one tenant's.
+ANSWER_THE_ONLY_PENDING = {
+    False: _answer_the_only_pending(False),
+    True: _answer_the_only_pending(True),
+}
