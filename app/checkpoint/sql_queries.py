@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.checkpoint import serde
 from app.checkpoint.base import INTERRUPT, Checkpoint, CheckpointTuple, PendingWrite, TaskSpec
+from app.db.driver import execute_many
 from app.db.errors import wrap_db_errors
 from app.db.tables import CheckpointRow, CheckpointWriteRow
 
@@ -542,7 +543,5 @@ async def execute_params(
     """Upsert prepared rows (from `checkpoint_params` / `write_params`) on ``conn``."""
     statements = _statements(conn.dialect.name)
     with wrap_db_errors():
-        if checkpoint_rows:
-            await conn.execute(statements.upsert_checkpoint, list(checkpoint_rows))
-        if write_rows:
-            await conn.execute(statements.upsert_write, list(write_rows))
+        await execute_many(conn, statements.upsert_checkpoint, checkpoint_rows)
+        await execute_many(conn, statements.upsert_write, write_rows)

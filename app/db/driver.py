@@ -13,16 +13,18 @@ statement through SQLAlchemy as before: `fetch` returns the same rows either way
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["DriverRow", "fetch", "fetch_alone", "fetch_one"]
+__all__ = ["DriverRow", "execute_many", "fetch", "fetch_alone", "fetch_one"]
 
 #: What the asyncpg adapter of SQLAlchemy must have for statements to bypass it.
 _ADAPTER_ATTRIBUTES = ("_connection", "_transaction", "_start_transaction")
@@ -58,8 +60,11 @@ class _Compiled:
 
     __slots__ = ("binds", "sql")
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        # ``column_keys``: an INSERT without explicit values takes the columns it is given,
+        # as SQLAlchemy's execution does.
+        clause = cast(ClauseElement, statement)
+        compiled = cast(SQLCompiler, clause.compile(dialect=dialect, column_keys=list(keys)))
         if compiled.positiontup is None:  # pragma: no cover - asyncpg is positional
             raise TypeError("expected a positional paramstyle")
         self.sql = compiled.string
@@ -85,15 +90,17 @@ class _Compiled:
         return out
 
 
-#: id(statement) -> (statement, compiled); statements are module-level constants.
-_compiled: dict[int, tuple[ClauseElement, _Compiled]] = {}
+#: (id(statement), parameter names) -> (statement, compiled); statements are module-level
+#: constants, and each is called with one or two sets of parameter names.
+_compiled: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Compiled]] = {}
 
 
-def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
-    entry = _compiled.get(id(statement))
+def _compile(statement: Executable, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+    keys = tuple(params)
+    entry = _compiled.get((id(statement), keys))
     if entry is None or entry[0] is not statement:
-        entry = (statement, _Compiled(statement, dialect))
-        _compiled[id(statement)] = entry
+        entry = (statement, _Compiled(statement, dialect, keys))
+        _compiled[id(statement), keys] = entry
     return entry[1]
 
 
@@ -101,7 +108,7 @@ async def _driver(conn: AsyncConnection) -> Any:
     """The asyncpg connection under ``conn``, inside its transaction; None: use SQLAlchemy."""
     if conn.dialect.name != "postgresql" or not conn.in_transaction():
         return None
-    adapted = (await conn.get_raw_connection()).dbapi_connection
+    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
     if not all(hasattr(adapted, name) for name in _ADAPTER_ATTRIBUTES):
         return None  # pragma: no cover - another SQLAlchemy version
     if adapted._transaction is None:  # SQLAlchemy begins lazily, at the first statement
@@ -110,7 +117,7 @@ async def _driver(conn: AsyncConnection) -> Any:
 
 
 async def fetch(
-    conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any]
 ) -> list[Any]:
     """Run ``statement`` in ``conn``'s transaction; its rows (attribute and key access)."""
     driver = await _driver(conn)
@@ -120,9 +127,9 @@ async def fetch(
 
 
 async def _run(
-    conn: AsyncConnection, driver: Any, statement: ClauseElement, params: Mapping[str, Any]
+    conn: AsyncConnection, driver: Any, statement: Executable, params: Mapping[str, Any]
 ) -> list[Any]:
-    compiled = _compile(statement, conn.dialect)
+    compiled = _compile(statement, conn.dialect, params)
     arguments = compiled.arguments(params)
     try:
         records = await driver.fetch(compiled.sql, *arguments)
@@ -134,23 +141,38 @@ async def _run(
     return [DriverRow(record) for record in records]
 
 
-async def fetch_one(
-    conn: AsyncConnection, statement: ClauseElement, params: Mapping[str, Any]
-) -> Any:
+async def execute_many(
+    conn: AsyncConnection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run ``statement`` once per row of parameters in ``conn``'s transaction (no results).
+
+    One row (the hot path: a run's checkpoint) goes to the driver; several go through
+    SQLAlchemy's executemany, which batches them already.
+    """
+    if not rows:
+        return
+    driver = await _driver(conn) if len(rows) == 1 else None
+    if driver is None:
+        await conn.execute(statement, [dict(r) for r in rows])
+        return
+    await _run(conn, driver, statement, rows[0])
+
+
+async def fetch_one(conn: AsyncConnection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """The first row of ``statement``'s result, or None."""
     rows = await fetch(conn, statement, params)
     return rows[0] if rows else None
 
 
 async def fetch_alone(
-    engine: AsyncEngine, statement: ClauseElement, params: Mapping[str, Any]
+    engine: AsyncEngine, statement: Executable, params: Mapping[str, Any]
 ) -> list[Any]:
     """Run one statement as a transaction of its own (autocommit: no BEGIN/COMMIT round trips
     on PostgreSQL; SQLAlchemy's ``begin`` elsewhere). Its rows."""
     async with engine.connect() as conn:
-        adapted = None
+        adapted: Any = None
         if conn.dialect.name == "postgresql":
-            adapted = (await conn.get_raw_connection()).dbapi_connection
+            adapted = cast(Any, (await conn.get_raw_connection()).dbapi_connection)
         if adapted is None or not all(hasattr(adapted, n) for n in _ADAPTER_ATTRIBUTES):
             async with conn.begin():
                 return list((await conn.execute(statement, dict(params))).all())
@@ -166,5 +188,5 @@ def _as_sqlalchemy_error(exc: BaseException, sql: str) -> sa_exc.DBAPIError:
         kind = sa_exc.ProgrammingError
     else:
         kind = sa_exc.OperationalError
-    error = kind(sql, None, exc)  # type: ignore[arg-type]
+    error = kind(sql, None, cast(Exception, exc))
     return error

@@ -28,6 +28,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.driver import fetch
 from app.db.errors import wrap_db_errors
 from app.db.tables import JSON, EventRow
 from app.errors import InvalidInputError
@@ -418,7 +419,7 @@ async def record_events(
     with wrap_db_errors():
         if pg:
             params = {"events": rows, "global_url": global_webhook_url}
-            await conn.execute(PG_RECORD, params)
+            await fetch(conn, PG_RECORD, params)
             return
         ids = list((await conn.execute(SQLITE_INSERT_EVENTS, rows)).scalars())
         await conn.execute(SQLITE_INSERT_DELIVERIES, {"ids": ids, "global_url": global_webhook_url})
