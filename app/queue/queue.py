@@ -222,25 +222,28 @@ class RunQueue:
         return frozenset(RunId(int(row[0])) for row in rows)
 
     async def finish(self, conn: AsyncConnection, run: ClaimedRun, status: RunStatus) -> RunStatus:
-        """End ``run`` with ``status`` inside the caller's transaction (fenced).
+        """End ``run`` with ``status`` inside the caller's transaction (fenced): its row is
+        deleted (a finished run keeps no row).
 
-        Returns the run's new status: ``status``, or ``queued`` when an answer arrived while
-        it ran (``rerun``). Raises `LeaseLostError` when this worker lost the lease; the caller
+        Returns ``status``, or ``queued`` when an answer arrived while it ran (``rerun``):
+        the run is then back in the queue, with the same id. Raises `LeaseLostError` when this worker lost the lease; the caller
         must then roll back.
         """
-        statement = sql.SQLITE_FINISH if self.sqlite else sql.PG_FINISH
         params = {"run_id": run.id, "worker_id": run.worker_id, "status": str(status)}
         with wrap_db_errors():
-            row = await fetch_one(conn, statement, params)
-            if row is None:
+            if not self.sqlite:  # deleted or requeued (with NOTIFY) in one statement
+                row = await fetch_one(conn, sql.PG_FINISH, params)
+                if row is None:
+                    raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
+                return RunStatus(row.status)
+            ended = (await conn.execute(sql.SQLITE_FINISH, params)).first()
+            if ended is None:
                 raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
-            new_status = RunStatus(row[0])
-            if new_status is RunStatus.QUEUED:
-                if self.sqlite:
-                    wake_local_workers()
-                else:
-                    await conn.execute(sql.PG_NOTIFY)
-        return new_status
+            if not ended.rerun:
+                return status
+            await conn.execute(sql.SQLITE_REQUEUE, dict(ended._mapping))
+            wake_local_workers()
+        return RunStatus.QUEUED
 
     async def release(self, run: ClaimedRun) -> bool:
         """Hand ``run`` back to the queue (shutdown); False when it was no longer ours."""

@@ -26,6 +26,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 from app.db.tables import JSON, UtcDateTime
 
 __all__ = [
+    "FINISHED_RUN_CTES",
     "NOTIFY_CHANNEL",
     "PG_CLAIM",
     "PG_ENQUEUE",
@@ -45,6 +46,7 @@ __all__ = [
     "SQLITE_REAP_THREAD",
     "SQLITE_RELEASE_RUN",
     "SQLITE_RELEASE_THREAD",
+    "SQLITE_REQUEUE",
     "SQLITE_UNDELIVERED_ANSWERS",
     "seconds_from_now",
 ]
@@ -123,6 +125,20 @@ _CLAIMED_THREAD = """
             WHERE i.thread_id = t.thread_id AND i.consumed_at IS NULL
                 AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
         ) AS answers
+"""
+
+#: CTEs ``fin`` (the run, deleted; fenced) and ``again`` (re-queued when ``rerun``), for a
+#: statement that ends a run; ``fin.rerun`` says which.
+FINISHED_RUN_CTES = """
+    fin AS (
+        DELETE FROM runs
+        WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
+        RETURNING id, thread_id, rerun, attempts, created_at
+    ), again AS (
+        INSERT INTO runs (id, thread_id, status, rerun, attempts, created_at)
+        SELECT id, thread_id, 'queued', false, attempts, created_at FROM fin WHERE rerun
+        RETURNING pg_notify('hitl_runs', '') IS NULL AS notified
+    )
 """
 
 _CLAIMED_JSON = ("input", "answers", "values", "next", "metadata_", "error")
@@ -213,16 +229,16 @@ PG_HEARTBEAT = sa.text(
     """
 ).bindparams(sa.bindparam("run_ids", expanding=True))
 
-#: End a run inside the caller's transaction (fenced); a run with ``rerun`` goes back to
-#: the queue instead, since an answer arrived that this execution did not see.
+#: End a run inside the caller's transaction (fenced): a finished run is deleted (the thread
+#: and its events say how it went; a paused thread keeps no run row). A run with ``rerun``
+#: goes back to the queue instead, with the same id, since an answer arrived that this
+#: execution did not see. DELETE (not UPDATE, then DELETE) so that a ``rerun`` set by an
+#: answer committed meanwhile is read from the row's latest version.
+#: Returns the run's status: :status, or ``queued``.
 PG_FINISH = sa.text(
-    """
-    UPDATE runs
-    SET status = CASE WHEN rerun THEN 'queued' ELSE :status END,
-        rerun = false, worker_id = NULL, lease_expires_at = NULL,
-        finished_at = CASE WHEN rerun THEN NULL ELSE now() END
-    WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
-    RETURNING status
+    f"""
+    WITH {FINISHED_RUN_CTES}
+    SELECT CASE WHEN rerun THEN 'queued' ELSE CAST(:status AS text) END AS status FROM fin
     """
 )
 
@@ -340,15 +356,19 @@ SQLITE_HEARTBEAT = sa.text(
     """
 ).bindparams(sa.bindparam("run_ids", expanding=True))
 
-#: As PG_FINISH.
+#: As PG_FINISH, in two statements: the run deleted (fenced) ...
 SQLITE_FINISH = sa.text(
-    f"""
-    UPDATE runs
-    SET status = CASE WHEN rerun THEN 'queued' ELSE :status END,
-        rerun = 0, worker_id = NULL, lease_expires_at = NULL,
-        finished_at = CASE WHEN rerun THEN NULL ELSE {_SQLITE_NOW} END
+    """
+    DELETE FROM runs
     WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
-    RETURNING status
+    RETURNING id, thread_id, rerun, attempts, created_at
+    """
+)
+#: ... and put back in the queue, with the same id, when ``rerun``.
+SQLITE_REQUEUE = sa.text(
+    """
+    INSERT INTO runs (id, thread_id, status, rerun, attempts, created_at)
+    VALUES (:id, :thread_id, 'queued', 0, :attempts, :created_at)
     """
 )
 

@@ -142,11 +142,9 @@ CANCEL_SIBLINGS = (
     .returning(I.id)
 )
 
-#: A failed thread has nothing to run.
-CANCEL_QUEUED_RUNS = (
-    sa.update(RunRow)
-    .where(RunRow.thread_id == sa.bindparam("tid"), RunRow.status == "queued")
-    .values(status="cancelled", finished_at=utcnow())
+#: A failed thread has nothing to run: its queued run is gone.
+CANCEL_QUEUED_RUNS = sa.delete(RunRow).where(
+    RunRow.thread_id == sa.bindparam("tid"), RunRow.status == "queued"
 )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
-from app.queue.sql import seconds_from_now
+from app.queue.sql import FINISHED_RUN_CTES, seconds_from_now
 from app.services.thread_rows import THREAD_COLUMNS
 
 __all__ = [
@@ -64,8 +64,8 @@ FAIL_THREAD = (
     .returning(*THREAD_COLUMNS)
 )
 
-#: A run whose thread was cancelled while it ran ends as cancelled.
-CANCEL_RUN = sa.text("UPDATE runs SET status = 'cancelled' WHERE id = :run_id")
+#: A run whose thread was cancelled while it ran: gone (also when an answer re-queued it).
+CANCEL_RUN = sa.text("DELETE FROM runs WHERE id = :run_id")
 
 #: Which of these interrupts already have a row (a plain read: never waits on a resume's lock).
 EXISTING_INTERRUPTS = sa.select(InterruptRow.id).where(
@@ -148,24 +148,16 @@ CONSUME_ANSWERS = (
 
 
 #: PostgreSQL: a run that ended normally, settled in ONE statement (fenced on the lease):
-#: the run ends (or goes back to the queue when an answer arrived meanwhile: ``rerun``, with
+#: the run ends, its row deleted (or goes back to the queue when an answer arrived meanwhile: ``rerun``, with
 #: NOTIFY), its thread takes the new values, the questions asked for the first time get their
 #: rows (deadline from the database clock; one already stored is skipped without waiting on
 #: its lock), and the answers delivered are consumed. ``run_status`` NULL: the lease was lost,
 #: nothing written. Thread columns NULL: the thread was cancelled meanwhile.
 PG_SETTLE_DONE = sa.text(
-    """
-    WITH fin AS (
-        UPDATE runs
-        SET status = CASE WHEN rerun THEN 'queued' ELSE 'done' END,
-            rerun = false, worker_id = NULL, lease_expires_at = NULL,
-            finished_at = CASE WHEN rerun THEN NULL ELSE now() END
-        WHERE id = :run_id AND worker_id = :worker_id AND status = 'running'
-        RETURNING status
-    ), th AS (
+    f"""
+    WITH {FINISHED_RUN_CTES}, th AS (
         UPDATE threads
-        SET status = CASE WHEN (SELECT status FROM fin) = 'queued' THEN 'queued'
-                          ELSE :thread_status END,
+        SET status = CASE WHEN (SELECT rerun FROM fin) THEN 'queued' ELSE :thread_status END,
             input = NULL, values = :values, next = :next, error = NULL, updated_at = now()
         WHERE thread_id = :tid AND status <> 'cancelled' AND EXISTS (SELECT 1 FROM fin)
         RETURNING threads.thread_id, threads.graph, threads.status, threads.values,
@@ -190,15 +182,12 @@ PG_SETTLE_DONE = sa.text(
         WHERE thread_id = :tid AND id = ANY(:consume) AND consumed_at IS NULL
             AND EXISTS (SELECT 1 FROM th)
         RETURNING id
-    ), woken AS (
-        SELECT pg_notify('hitl_runs', '') FROM fin WHERE status = 'queued'
     )
-    SELECT (SELECT status FROM fin) AS run_status, th.*,
+    SELECT (SELECT CASE WHEN rerun THEN 'queued' ELSE 'done' END FROM fin) AS run_status, th.*,
         (SELECT array_agg(id) FROM asked) AS asked_ids,
         (SELECT array_agg(expires_at) FROM asked) AS asked_expires,
         (SELECT array_agg(created_at) FROM asked) AS asked_created,
-        (SELECT count(*) FROM consumed) AS consumed,
-        (SELECT count(*) FROM woken) AS woken
+        (SELECT count(*) FROM consumed) AS consumed
     FROM (SELECT 1) AS one LEFT JOIN th ON true
     """
 ).bindparams(

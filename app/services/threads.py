@@ -352,10 +352,9 @@ class ThreadService:
                     row._mapping, interrupt_ids=sorted(withdrawn), public_url=self.events.public_url
                 )
                 await self.events.record(conn, [event])  # the outbox, in this transaction
+            # A queued run will not run: gone (a running one ends when it settles).
             await conn.execute(
-                sa.update(RunRow)
-                .where(RunRow.thread_id == thread_id, RunRow.status == "queued")
-                .values(status="cancelled", finished_at=utcnow())
+                sa.delete(RunRow).where(RunRow.thread_id == thread_id, RunRow.status == "queued")
             )
             return Outcome(await load_thread(conn, thread_id))
 

@@ -1,8 +1,7 @@
 """?wait=true on PostgreSQL: the request's own process runs the run (`app.services.local_runs`).
 
-A run claimed in the queueing transaction is inserted already ``running``: its ``started_at`` is
-the same database timestamp as its ``created_at``, which a run claimed later by the claim loop
-never has. That is how these tests tell the two paths apart.
+The worker's claim loop is watched (``claimed``: the runs it claimed): a run handed over by the
+request never goes through it. Finished runs keep no row.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.api.app import create_app
+from app.queue import ClaimedRun
 from tests.api.conftest import make_registry, make_settings
 
 
@@ -31,6 +31,23 @@ async def pg_app(pg_url: str) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
+def claimed(pg_app: FastAPI) -> list[ClaimedRun]:
+    """The runs the worker's claim loop claims from now on (the real claim, recorded)."""
+    queue = pg_app.state.services.worker.queue
+    claim = queue.claim
+    runs: list[ClaimedRun] = []
+
+    async def recording_claim(*args: Any, **kwargs: Any) -> ClaimedRun | None:
+        run = await claim(*args, **kwargs)
+        if run is not None:
+            runs.append(run)
+        return run
+
+    queue.claim = recording_claim
+    return runs
+
+
+@pytest.fixture
 async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=pg_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hitl.test") as client:
@@ -38,16 +55,13 @@ async def pg_client(pg_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _runs(app: FastAPI, thread_id: str) -> list[dict[str, Any]]:
-    query = sa.text(
-        "SELECT status, attempts, started_at = created_at AS claimed_when_queued"
-        " FROM runs WHERE thread_id = :t ORDER BY id"
-    )
+    query = sa.text("SELECT status FROM runs WHERE thread_id = :t ORDER BY id")
     async with app.state.services.engine.connect() as conn:
         return [dict(r) for r in (await conn.execute(query, {"t": thread_id})).mappings()]
 
 
 async def test_waiting_start_and_resume_run_in_the_requests_process(
-    pg_app: FastAPI, pg_client: httpx.AsyncClient
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, claimed: list[ClaimedRun]
 ) -> None:
     started = await pg_client.post(
         "/threads", params={"wait": "true"}, json={"graph": "approval", "input": {}}
@@ -72,16 +86,14 @@ async def test_waiting_start_and_resume_run_in_the_requests_process(
     assert {k: stored[k] for k in ("status", "values", "interrupts")} == {
         k: resumed.json()[k] for k in ("status", "values", "interrupts")
     }
-    assert await _runs(pg_app, thread_id) == [
-        {"status": "done", "attempts": 0, "claimed_when_queued": True},
-        {"status": "done", "attempts": 0, "claimed_when_queued": True},
-    ]
+    assert await _runs(pg_app, thread_id) == []  # finished runs keep no row
+    assert claimed == []  # both runs were handed over, not claimed by the loop
     assert pg_app.state.services.worker.active_runs == 0
     assert pg_app.state.services.worker._reserved == 0
 
 
 async def test_without_a_free_slot_the_request_waits_for_the_queue(
-    pg_app: FastAPI, pg_client: httpx.AsyncClient
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, claimed: list[ClaimedRun]
 ) -> None:
     worker = pg_app.state.services.worker
     held = worker.reserve()  # concurrency 1: the only slot
@@ -96,12 +108,12 @@ async def test_without_a_free_slot_the_request_waits_for_the_queue(
     response = await asyncio.wait_for(request, 10)
 
     assert response.json()["status"] == "interrupted", response.text
-    runs = await _runs(pg_app, response.json()["thread_id"])
-    assert runs == [{"status": "done", "attempts": 0, "claimed_when_queued": False}]
+    assert [run.thread_id for run in claimed] == [response.json()["thread_id"]]
+    assert await _runs(pg_app, response.json()["thread_id"]) == []
 
 
 async def test_a_replayed_start_does_not_run_again(
-    pg_app: FastAPI, pg_client: httpx.AsyncClient
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, claimed: list[ClaimedRun]
 ) -> None:
     headers = {"Idempotency-Key": "k1"}
     body = {"graph": "approval", "thread_id": "t-replay"}
@@ -110,7 +122,9 @@ async def test_a_replayed_start_does_not_run_again(
 
     assert first.json()["status"] == "interrupted"
     assert again.status_code == first.status_code == 201
-    assert len(await _runs(pg_app, "t-replay")) == 1
+    history = (await pg_client.get("/threads/t-replay/history")).json()["checkpoints"]
+    assert len(history) == 1  # one run (a run stores one checkpoint), not two
+    assert claimed == [] and await _runs(pg_app, "t-replay") == []
     assert pg_app.state.services.worker._reserved == 0
 
 
@@ -164,5 +178,7 @@ async def test_a_waiting_start_of_an_existing_thread_answers_it_as_it_is(
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
     assert again.json()["status"] == "interrupted"
     assert again.json()["interrupts"] == first.json()["interrupts"]
-    assert len(await _runs(pg_app, "t-again")) == 1
+    history = (await pg_client.get("/threads/t-again/history")).json()["checkpoints"]
+    assert len(history) == 1  # one run
+    assert await _runs(pg_app, "t-again") == []
     assert pg_app.state.services.worker._reserved == 0

@@ -25,6 +25,17 @@ async def fetch_run(engine: AsyncEngine, run_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+async def find_run(engine: AsyncEngine, run_id: int) -> dict[str, Any] | None:
+    """The run's row, or None: a finished run keeps no row."""
+    async with engine.connect() as conn:
+        row = (
+            (await conn.execute(sa.select(RunRow.__table__).where(RunRow.id == run_id)))
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
 async def thread_status(engine: AsyncEngine, thread_id: str) -> str:
     async with engine.connect() as conn:
         status = await conn.scalar(
