@@ -210,7 +210,12 @@ class BufferedCheckpointer(SyncCheckpointerMixin):
         self._writes.clear()
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write the buffer inside the caller's transaction (see `write_batch`).
+        """Write the buffer inside the caller's transaction (see `write_batch`)."""
+        await execute_params(conn, *self.flush_rows())
+
+    def flush_rows(self) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        """The rows `flush` writes: (checkpoints, checkpoint_writes), for a caller that writes
+        them in a statement of its own.
 
         Writes to a checkpoint put in this buffer are stored in its row (``writes``); others
         (to checkpoints stored before) in ``checkpoint_writes``.
@@ -229,7 +234,7 @@ class BufferedCheckpointer(SyncCheckpointerMixin):
             {**row, "writes": inline_writes(cp, inline[key], row["data"])} if key in inline else row
             for key, (cp, row) in self._checkpoints.items()
         ]
-        await execute_params(conn, checkpoint_rows, write_rows)
+        return checkpoint_rows, write_rows
 
     # -- reads: the inner saver's data with the buffer on top
 

@@ -35,6 +35,7 @@ from app.errors import InvalidInputError
 
 __all__ = [
     "EVENTS_CHANNEL",
+    "PG_EVENTS_AFTER_INSERT",
     "EventCursor",
     "EventLog",
     "EventType",
@@ -48,6 +49,7 @@ __all__ = [
     "links",
     "needs_question",
     "notify_has_deliveries",
+    "pg_event_rows",
     "question_event_id",
     "record_events",
     "stored_event_id",
@@ -343,20 +345,11 @@ def thread_cancelled(
 
 # --- writing ----------------------------------------------------------------------------
 
-#: PostgreSQL, one round trip: the events (stamped with this transaction's id, in the given
-#: order), one delivery per target URL (the global one, the thread's own), and a NOTIFY that
-#: PostgreSQL sends at commit, with payload "<newest event id> <deliveries created>" (webhook
-#: dispatchers wake only for the latter).
-PG_RECORD = sa.text(
-    """
-    WITH new_events AS (
-        INSERT INTO events (event_id, type, thread_id, tenant, graph, payload, tx)
-        SELECT e->>'event_id', e->>'type', e->>'thread_id', e->>'tenant', e->>'graph',
-            e->'payload', CAST(CAST(pg_current_xact_id() AS text) AS bigint)
-        FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS r(e, n)
-        ORDER BY n
-        RETURNING id, thread_id
-    ), targets AS (
+#: The CTEs of `PG_RECORD` after its rows are chosen: for a statement that defines
+#: ``new_events`` (id, thread_id of the events it inserted) and takes ``:global_url``.
+#: ``notified`` sends the notification (0 rows when no event was recorded).
+PG_EVENTS_AFTER_INSERT = """
+    targets AS (
         SELECT id, CAST(:global_url AS text) AS url FROM new_events
         WHERE CAST(:global_url AS text) IS NOT NULL
         UNION
@@ -365,11 +358,29 @@ PG_RECORD = sa.text(
         WHERE threads.webhook IS NOT NULL
     ), deliveries AS (
         INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets RETURNING 1
+    ), notified AS (
+        SELECT pg_notify(
+            'hitl_events',
+            CAST(max(id) AS text) || ' ' || CAST((SELECT count(*) FROM deliveries) AS text)
+        ) FROM new_events HAVING count(*) > 0
     )
-    SELECT pg_notify(
-        'hitl_events',
-        CAST(max(id) AS text) || ' ' || CAST((SELECT count(*) FROM deliveries) AS text)
-    ) FROM new_events
+"""
+
+#: PostgreSQL, one round trip: the events (stamped with this transaction's id, in the given
+#: order), one delivery per target URL (the global one, the thread's own), and a NOTIFY that
+#: PostgreSQL sends at commit, with payload "<newest event id> <deliveries created>" (webhook
+#: dispatchers wake only for the latter).
+PG_RECORD = sa.text(
+    f"""
+    WITH new_events AS (
+        INSERT INTO events (event_id, type, thread_id, tenant, graph, payload, tx)
+        SELECT e->>'event_id', e->>'type', e->>'thread_id', e->>'tenant', e->>'graph',
+            e->'payload', CAST(CAST(pg_current_xact_id() AS text) AS bigint)
+        FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS r(e, n)
+        ORDER BY n
+        RETURNING id, thread_id
+    ), {PG_EVENTS_AFTER_INSERT}
+    SELECT count(*) FROM notified
     """
 ).bindparams(sa.bindparam("events", type_=JSON))
 
@@ -402,6 +413,11 @@ def _as_json(event: NewEvent, pg: bool) -> dict[str, Any]:
         "graph": event.graph,
         "payload": event.payload if event.stored is None else event.stored,
     }
+
+
+def pg_event_rows(events: Sequence[NewEvent]) -> list[dict[str, Any]]:
+    """The rows `PG_RECORD` takes (``:events``), for a statement that records events itself."""
+    return [_as_json(e, True) for e in events]
 
 
 async def record_events(

@@ -41,7 +41,13 @@ from app.services.events import (
     thread_completed,
     thread_failed,
 )
-from app.services.questions import insert_questions, question_rows, settled_thread, with_times
+from app.services.questions import (
+    insert_questions,
+    known_thread,
+    question_rows,
+    settled_thread,
+    with_times,
+)
 from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
 from app.services.run_statements import (
     CANCEL_RUN,
@@ -51,6 +57,8 @@ from app.services.run_statements import (
     PG_SETTLE_DONE,
     SETTLE_THREAD,
 )
+from app.services.settle_alone import Settled, settle_alone
+from app.services.transactions import read_tx
 from app.services.views import Thread
 
 __all__ = ["RunExecutor", "RunOutcome"]
@@ -234,6 +242,19 @@ class RunExecutor:
         plan: _Settlement,
         report_thread: bool,
     ) -> RunOutcome:
+        if plan.status is RunStatus.DONE and not self.sqlite:
+            alone = await settle_alone(
+                self.engine,
+                run,
+                saver,
+                thread_status=plan.thread_status,
+                values=plan.values,
+                next=plan.next,
+                interrupts=plan.interrupts,
+                events=self.events,
+            )
+            if alone is not None:
+                return await self._settled_alone(run, plan, alone, report_thread)
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
                 if plan.status is RunStatus.DONE and not self.sqlite:
@@ -268,6 +289,21 @@ class RunExecutor:
                 return await self._record(
                     conn, run, plan, run_status, thread_status, settled, created, report_thread
                 )
+
+    async def _settled_alone(
+        self, run: ClaimedRun, plan: _Settlement, settled: Settled, report_thread: bool
+    ) -> RunOutcome:
+        if settled.thread is None:
+            return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
+        status = settled.thread.status
+        thread = None
+        if report_thread:
+            asked = len(plan.interrupts)
+            thread = known_thread(settled.thread, status, asked, settled.created)
+            if thread is None:
+                async with read_tx(self.engine) as conn:
+                    thread = await settled_thread(conn, settled.thread, status, asked, [])
+        return RunOutcome(run.id, run.thread_id, settled.run_status, status, plan.error, thread)
 
     async def _commit_done_pg(
         self,

@@ -26,7 +26,7 @@ from app.services.run_statements import (
 from app.services.thread_rows import load_threads, thread_from_row
 from app.services.views import PendingInterrupt, Thread, ThreadStatus
 
-__all__ = ["insert_questions", "question_rows", "settled_thread", "with_times"]
+__all__ = ["insert_questions", "known_thread", "question_rows", "settled_thread", "with_times"]
 
 
 def _interrupt_sources(
@@ -96,18 +96,12 @@ async def insert_questions(
     return with_times(rows, {r.id: (r.expires_at, r.created_at) for r in inserted})
 
 
-async def settled_thread(
-    conn: AsyncConnection,
-    settled: Any,
-    thread_status: str,
-    asked: int,
-    created: list[dict[str, Any]],
-) -> Thread:
-    """The thread as the settling transaction leaves it, for the request waiting on the run.
-
-    Its pending questions need no read when the run completed (nothing is pending) or when
-    every one of the ``asked`` questions it stops at was inserted just now.
-    """
+def known_thread(
+    settled: Any, thread_status: str, asked: int, created: list[dict[str, Any]]
+) -> Thread | None:
+    """The thread as the settling statement left it, without a read: when the run completed
+    (nothing is pending) or when every one of the ``asked`` questions it stops at was inserted
+    just now. None: its pending questions must be read."""
     if thread_status == ThreadStatus.COMPLETED.value:
         return thread_from_row(settled, [])
     if thread_status == ThreadStatus.INTERRUPTED.value and len(created) == asked:
@@ -124,4 +118,17 @@ async def settled_thread(
         ]
         pending.sort(key=lambda i: (i.created_at, i.id))  # as a read orders them
         return thread_from_row(settled, pending)
-    return (await load_threads(conn, [settled]))[0]
+    return None
+
+
+async def settled_thread(
+    conn: AsyncConnection,
+    settled: Any,
+    thread_status: str,
+    asked: int,
+    created: list[dict[str, Any]],
+) -> Thread:
+    """The thread as the settling transaction leaves it, for the request waiting on the run
+    (read on ``conn`` only when `known_thread` cannot tell)."""
+    thread = known_thread(settled, thread_status, asked, created)
+    return thread if thread is not None else (await load_threads(conn, [settled]))[0]

@@ -11,8 +11,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db.tables import JSON, InterruptRow, ThreadRow, utcnow
+from app.db.tables import JSON, CheckpointRow, InterruptRow, ThreadRow, utcnow
 from app.queue.sql import FINISHED_RUN_CTES, seconds_from_now
+from app.services.events import PG_EVENTS_AFTER_INSERT
 from app.services.thread_rows import THREAD_COLUMNS
 
 __all__ = [
@@ -153,9 +154,8 @@ CONSUME_ANSWERS = (
 #: rows (deadline from the database clock; one already stored is skipped without waiting on
 #: its lock), and the answers delivered are consumed. ``run_status`` NULL: the lease was lost,
 #: nothing written. Thread columns NULL: the thread was cancelled meanwhile.
-PG_SETTLE_DONE = sa.text(
-    f"""
-    WITH {FINISHED_RUN_CTES}, th AS (
+_SETTLE_CTES = """
+    th AS (
         UPDATE threads
         SET status = CASE WHEN (SELECT rerun FROM fin) THEN 'queued' ELSE :thread_status END,
             input = NULL, values = :values, next = :next, error = NULL, updated_at = now()
@@ -183,14 +183,14 @@ PG_SETTLE_DONE = sa.text(
             AND EXISTS (SELECT 1 FROM th)
         RETURNING id
     )
+"""
+_SETTLE_RESULT = """
     SELECT (SELECT CASE WHEN rerun THEN 'queued' ELSE 'done' END FROM fin) AS run_status, th.*,
         (SELECT array_agg(id) FROM asked) AS asked_ids,
         (SELECT array_agg(expires_at) FROM asked) AS asked_expires,
-        (SELECT array_agg(created_at) FROM asked) AS asked_created,
-        (SELECT count(*) FROM consumed) AS consumed
-    FROM (SELECT 1) AS one LEFT JOIN th ON true
-    """
-).bindparams(
+        (SELECT array_agg(created_at) FROM asked) AS asked_created
+"""
+_SETTLE_BINDS = (
     sa.bindparam("run_id", type_=sa.BigInteger),
     sa.bindparam("worker_id", type_=sa.Text),
     sa.bindparam("thread_status", type_=sa.Text),
@@ -201,4 +201,88 @@ PG_SETTLE_DONE = sa.text(
     sa.bindparam("next", type_=JSON),
     sa.bindparam("questions", type_=JSON),
     sa.bindparam("consume", type_=ARRAY(sa.Text)),
+)
+
+PG_SETTLE_DONE = sa.text(
+    f"""
+    WITH {FINISHED_RUN_CTES}, {_SETTLE_CTES}
+    {_SETTLE_RESULT}
+    FROM (SELECT 1) AS one LEFT JOIN th ON true
+    """
+).bindparams(*_SETTLE_BINDS)
+
+#: The columns of the checkpoint a run stores (``cp_<column>`` parameters).
+CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "ns",
+    "checkpoint_id",
+    "parent_id",
+    "step",
+    "source",
+    "data",
+    "metadata",
+    "created_at",
+    "writes",
+)
+_CHECKPOINTS = CheckpointRow.__table__.c
+
+#: PG_SETTLE_DONE plus the run's checkpoint (``cp_present``; as the SQL saver's upsert), its
+#: writes to checkpoints stored before (``:writes``, values in base64; as the saver's) and the
+#: outcome's events (``:events``, as `PG_RECORD`; a question's event only if its row was
+#: inserted, ``question``; the thread's only if the run was not requeued): the whole settle as
+#: ONE statement, run outside a transaction (no BEGIN/COMMIT round trips).
+PG_SETTLE_ALONE = sa.text(
+    f"""
+    WITH {FINISHED_RUN_CTES}, {_SETTLE_CTES}, cp AS (
+        INSERT INTO checkpoints ({", ".join(CHECKPOINT_COLUMNS)})
+        SELECT {", ".join(f":cp_{c}" for c in CHECKPOINT_COLUMNS)}
+        WHERE CAST(:cp_present AS boolean) AND EXISTS (SELECT 1 FROM fin)
+        ON CONFLICT (thread_id, ns, checkpoint_id) DO UPDATE SET
+            parent_id = EXCLUDED.parent_id, step = EXCLUDED.step, source = EXCLUDED.source,
+            data = EXCLUDED.data, metadata = EXCLUDED.metadata,
+            created_at = EXCLUDED.created_at,
+            writes = coalesce(EXCLUDED.writes, checkpoints.writes),
+            writes_dict = CASE WHEN EXCLUDED.writes IS NULL AND checkpoints.writes IS NOT NULL
+                THEN coalesce(checkpoints.writes_dict, checkpoints.data) END
+        RETURNING 1
+    ), wr AS (
+        INSERT INTO checkpoint_writes (thread_id, ns, checkpoint_id, task_id, channel, idx, value)
+        SELECT w.thread_id, w.ns, w.checkpoint_id, w.task_id, w.channel,
+            coalesce((
+                SELECT max(x.idx) + 1 FROM checkpoint_writes AS x
+                WHERE x.thread_id = w.thread_id AND x.ns = w.ns
+                    AND x.checkpoint_id = w.checkpoint_id
+            ), 0) + w.i,
+            decode(w.value, 'base64')
+        FROM jsonb_to_recordset(:writes) AS w(
+            thread_id text, ns text, checkpoint_id text, task_id text, channel text, i integer,
+            value text
+        )
+        WHERE EXISTS (SELECT 1 FROM fin)
+        ON CONFLICT (thread_id, ns, checkpoint_id, task_id, channel)
+            DO UPDATE SET value = EXCLUDED.value
+        RETURNING 1
+    ), new_events AS (
+        INSERT INTO events (event_id, type, thread_id, tenant, graph, payload, tx)
+        SELECT e->>'event_id', e->>'type', e->>'thread_id', e->>'tenant', e->>'graph',
+            e->'payload', CAST(CAST(pg_current_xact_id() AS text) AS bigint)
+        FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS r(e, n)
+        WHERE EXISTS (SELECT 1 FROM th) AND CASE
+            WHEN e->>'question' IS NOT NULL THEN e->>'question' IN (SELECT id FROM asked)
+            ELSE NOT (SELECT rerun FROM fin) END
+        ORDER BY n
+        RETURNING id, thread_id
+    ), {PG_EVENTS_AFTER_INSERT}
+    {_SETTLE_RESULT},
+        (SELECT count(*) FROM cp) AS checkpoints, (SELECT count(*) FROM wr) AS writes,
+        (SELECT count(*) FROM notified) AS notified
+    FROM (SELECT 1) AS one LEFT JOIN th ON true
+    """
+).bindparams(
+    *_SETTLE_BINDS,
+    sa.bindparam("cp_present", type_=sa.Boolean),
+    *(sa.bindparam(f"cp_{c}", type_=_CHECKPOINTS[c].type) for c in CHECKPOINT_COLUMNS),
+    sa.bindparam("writes", type_=JSON),
+    sa.bindparam("events", type_=JSON),
+    sa.bindparam("global_url", type_=sa.Text),
 )

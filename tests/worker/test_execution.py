@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import LeaseLostError
 from app.queue import ClaimedRun, RunQueue, RunStatus
+from app.services import settle_alone as settle_alone_module
 from app.services.execution import RunExecutor, RunOutcome
 
 from . import helpers as h
@@ -262,8 +263,16 @@ async def test_answers_to_questions_no_longer_pending_are_dropped(
 
 @contextmanager
 def count_transactions(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every committed unit of work: COMMITs, and statements run in autocommit."""
+    """Every committed unit of work: COMMITs, statements SQLAlchemy runs in autocommit, and
+    statements `app.db.driver.fetch_alone` runs as a transaction of their own ("alone")."""
     seen: list[str] = []
+    real_fetch_alone = settle_alone_module.fetch_alone
+
+    async def fetch_alone(*args: Any, **kwargs: Any) -> Any:
+        seen.append("alone")
+        return await real_fetch_alone(*args, **kwargs)
+
+    settle_alone_module.fetch_alone = fetch_alone  # type: ignore[assignment]
 
     def on_commit(conn: Any) -> None:
         seen.append("commit")
@@ -280,12 +289,15 @@ def count_transactions(engine: AsyncEngine) -> Iterator[list[str]]:
     finally:
         event.remove(sync, "commit", on_commit)
         event.remove(sync, "before_cursor_execute", on_execute)
+        settle_alone_module.fetch_alone = real_fetch_alone  # type: ignore[assignment]
 
 
 async def test_a_run_costs_two_commits_the_claim_and_the_settlement(
     db_engine: AsyncEngine, queue: RunQueue, executor: RunExecutor
 ) -> None:
-    """start -> interrupted -> resume -> completed: 2 + 2 worker commits (+ 2 by the API)."""
+    """start -> interrupted -> resume -> completed: 2 + 2 worker commits (+ 2 by the API).
+
+    On PostgreSQL the settlement is one statement committed on its own."""
     await h.start_thread(db_engine, queue, "approve", "t1")
     with count_transactions(db_engine) as first:
         await claim_and_execute(queue, executor)
@@ -297,7 +309,8 @@ async def test_a_run_costs_two_commits_the_claim_and_the_settlement(
         assert await queue.claim("w1", 30, prefetch=executor.prefetch) is None
 
     assert outcome.thread_status == "completed"
-    assert first == second == ["commit", "commit"]
+    settlement = "alone" if db_engine.dialect.name == "postgresql" else "commit"
+    assert first == second == ["commit", settlement]
     assert idle == []  # an empty claim is rolled back, not committed
 
 
