@@ -82,40 +82,32 @@ MARK_QUEUED = (
 )
 
 
-#: The columns an answered interrupt hands back (its event is built from them).
-_ANSWERED = (
-    InterruptRow.id,
-    InterruptRow.thread_id,
-    InterruptRow.tenant,
-    InterruptRow.graph,
-    InterruptRow.node,
-    InterruptRow.value,
-    InterruptRow.schema,
-    InterruptRow.expires_at,
-)
-
-
 def _answer_the_only_pending(tenant: bool) -> Any:
     """A bare value for a thread that waits on exactly one question: the look and the
     compare-and-set in one statement. No row: the usual look explains why (not found, not
-    interrupted, several pending, answered meanwhile)."""
-    others = sa.alias(InterruptRow.__table__, "others")
-    only_one = (
-        sa.select(sa.func.count())
-        .select_from(others)
-        .where(
-            others.c.thread_id == sa.bindparam("b_thread_id"),
-            others.c.status == InterruptStatus.PENDING.value,
-        )
-        .scalar_subquery()
-        == 1
+    interrupted, several pending, answered meanwhile).
+
+    The thread's questions are found by thread id alone (its index), then filtered: a lookup
+    on ``status = 'pending'`` may be planned on the list index, whose pending range collects
+    the entries of every question answered since the last vacuum.
+    """
+    mine = sa.select(InterruptRow.id, InterruptRow.status).where(
+        InterruptRow.thread_id == sa.bindparam("b_thread_id")
     )
-    query = (
+    if tenant:
+        mine = mine.where(InterruptRow.tenant == sa.bindparam("b_tenant"))
+    questions = mine.cte("mine").prefix_with("MATERIALIZED")
+    pending = (
+        sa.select(questions.c.id)
+        .where(questions.c.status == InterruptStatus.PENDING.value)
+        .cte("pending")
+    )
+    return (
         sa.update(InterruptRow)
         .where(
-            InterruptRow.thread_id == sa.bindparam("b_thread_id"),
+            InterruptRow.id == sa.select(pending.c.id).limit(1).scalar_subquery(),
             InterruptRow.status == InterruptStatus.PENDING.value,
-            only_one,
+            sa.select(sa.func.count()).select_from(pending).scalar_subquery() == 1,
         )
         .values(
             status=InterruptStatus.ANSWERED.value,
@@ -124,9 +116,17 @@ def _answer_the_only_pending(tenant: bool) -> Any:
             request_id=sa.bindparam("b_request_id"),
             answered_at=utcnow(),
         )
-        .returning(*_ANSWERED)
+        .returning(
+            InterruptRow.id,
+            InterruptRow.thread_id,
+            InterruptRow.tenant,
+            InterruptRow.graph,
+            InterruptRow.node,
+            InterruptRow.value,
+            InterruptRow.schema,
+            InterruptRow.expires_at,
+        )
     )
-    return query.where(InterruptRow.tenant == sa.bindparam("b_tenant")) if tenant else query
 
 
 #: Any tenant / one tenant's.

@@ -353,9 +353,11 @@ PG_EVENTS_AFTER_INSERT = """
         SELECT id, CAST(:global_url AS text) AS url FROM new_events
         WHERE CAST(:global_url AS text) IS NOT NULL
         UNION
-        SELECT new_events.id, threads.webhook FROM new_events
-        JOIN threads ON threads.thread_id = new_events.thread_id
-        WHERE threads.webhook IS NOT NULL
+        SELECT new_events.id, thread.webhook FROM new_events
+        CROSS JOIN LATERAL (
+            SELECT webhook FROM threads WHERE threads.thread_id = new_events.thread_id
+        ) AS thread
+        WHERE thread.webhook IS NOT NULL
     ), deliveries AS (
         INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets RETURNING 1
     ), notified AS (
