@@ -121,8 +121,13 @@ _CLAIMED_THREAD = """
             SELECT 1 FROM checkpoints AS c WHERE c.thread_id = t.thread_id AND c.ns = ''
         ) AS started,
         (
-            SELECT jsonb_object_agg(i.id, i.answer) FROM interrupts AS i
-            WHERE i.thread_id = t.thread_id AND i.consumed_at IS NULL
+            -- The thread's questions by thread id (OFFSET 0 keeps the status conditions out
+            -- of the scan: on the status index they read every answered question).
+            SELECT jsonb_object_agg(i.id, i.answer) FROM (
+                SELECT id, answer, status, has_default, consumed_at FROM interrupts
+                WHERE interrupts.thread_id = t.thread_id OFFSET 0
+            ) AS i
+            WHERE i.consumed_at IS NULL
                 AND (i.status = 'answered' OR (i.status = 'expired' AND i.has_default))
         ) AS answers
 """

@@ -353,11 +353,15 @@ PG_EVENTS_AFTER_INSERT = """
         SELECT id, CAST(:global_url AS text) AS url FROM new_events
         WHERE CAST(:global_url AS text) IS NOT NULL
         UNION
-        SELECT new_events.id, thread.webhook FROM new_events
-        CROSS JOIN LATERAL (
-            SELECT webhook FROM threads WHERE threads.thread_id = new_events.thread_id
-        ) AS thread
-        WHERE thread.webhook IS NOT NULL
+        SELECT id, url FROM (
+            -- A lookup per event (a subplan on the key): as a join it was planned as a
+            -- sequential scan of threads whenever statistics were missing or stale.
+            SELECT new_events.id, (
+                SELECT webhook FROM threads WHERE threads.thread_id = new_events.thread_id
+            ) AS url
+            FROM new_events
+        ) AS thread_targets
+        WHERE url IS NOT NULL
     ), deliveries AS (
         INSERT INTO webhook_deliveries (event_id, url) SELECT id, url FROM targets RETURNING 1
     ), notified AS (

@@ -174,7 +174,9 @@ _SETTLE_CTES = """
             has_default boolean, "default" jsonb, timeout double precision
         )
         WHERE EXISTS (SELECT 1 FROM th)
-            AND NOT EXISTS (SELECT 1 FROM interrupts AS i WHERE i.id = q.id)
+            -- A lookup per question (a subplan on the key), never a join: planned as an anti
+            -- join, the recordset's default estimate of 100 rows made it scan the table.
+            AND (SELECT i.id FROM interrupts AS i WHERE i.id = q.id) IS NULL
         ON CONFLICT DO NOTHING
         RETURNING id, expires_at, created_at
     ), consumed AS (
