@@ -104,12 +104,18 @@ def _compile(statement: Executable, dialect: Dialect, params: Mapping[str, Any])
     return entry[1]
 
 
+async def _adapter(conn: AsyncConnection) -> Any:
+    """SQLAlchemy's asyncpg adapter under ``conn``, if it has the shape this module relies on."""
+    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+    return adapted if all(hasattr(adapted, n) for n in _ADAPTER_ATTRIBUTES) else None
+
+
 async def _driver(conn: AsyncConnection) -> Any:
     """The asyncpg connection under ``conn``, inside its transaction; None: use SQLAlchemy."""
     if conn.dialect.name != "postgresql" or not conn.in_transaction():
         return None
-    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
-    if not all(hasattr(adapted, name) for name in _ADAPTER_ATTRIBUTES):
+    adapted = await _adapter(conn)
+    if adapted is None:
         return None  # pragma: no cover - another SQLAlchemy version
     if adapted._transaction is None:  # SQLAlchemy begins lazily, at the first statement
         await adapted._start_transaction()
@@ -170,10 +176,8 @@ async def fetch_alone(
     """Run one statement as a transaction of its own (autocommit: no BEGIN/COMMIT round trips
     on PostgreSQL; SQLAlchemy's ``begin`` elsewhere). Its rows."""
     async with engine.connect() as conn:
-        adapted: Any = None
-        if conn.dialect.name == "postgresql":
-            adapted = cast(Any, (await conn.get_raw_connection()).dbapi_connection)
-        if adapted is None or not all(hasattr(adapted, n) for n in _ADAPTER_ATTRIBUTES):
+        adapted = await _adapter(conn) if conn.dialect.name == "postgresql" else None
+        if adapted is None:
             async with conn.begin():
                 return list((await conn.execute(statement, dict(params))).all())
         return await _run(conn, adapted._connection, statement, params)

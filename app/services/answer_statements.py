@@ -43,6 +43,26 @@ def _status_and_pending(tenant: bool) -> sa.Select[Any]:
 STATUS_AND_PENDING = _status_and_pending(tenant=False)
 STATUS_AND_PENDING_OF_TENANT = _status_and_pending(tenant=True)
 
+#: What answering writes (who, when, from which request, the answer) ...
+_ANSWER = {
+    "status": InterruptStatus.ANSWERED.value,
+    "answer": sa.bindparam("b_answer", type_=JSON),
+    "answered_by": sa.bindparam("b_answered_by"),
+    "request_id": sa.bindparam("b_request_id"),
+    "answered_at": utcnow(),
+}
+#: ... and what it hands back (the question's event is built from it).
+_ANSWERED = (
+    InterruptRow.id,
+    InterruptRow.thread_id,
+    InterruptRow.tenant,
+    InterruptRow.graph,
+    InterruptRow.node,
+    InterruptRow.value,
+    InterruptRow.schema,
+    InterruptRow.expires_at,
+)
+
 # Compare-and-set: answer an interrupt only while it is pending (the exactly-once guard).
 ANSWER = (
     sa.update(InterruptRow)
@@ -51,23 +71,8 @@ ANSWER = (
         InterruptRow.thread_id == sa.bindparam("b_thread_id"),
         InterruptRow.status == InterruptStatus.PENDING.value,
     )
-    .values(
-        status=InterruptStatus.ANSWERED.value,
-        answer=sa.bindparam("b_answer", type_=InterruptRow.answer.type),
-        answered_by=sa.bindparam("b_answered_by"),
-        request_id=sa.bindparam("b_request_id"),
-        answered_at=utcnow(),
-    )
-    .returning(
-        InterruptRow.id,
-        InterruptRow.thread_id,
-        InterruptRow.tenant,
-        InterruptRow.graph,
-        InterruptRow.node,
-        InterruptRow.value,
-        InterruptRow.schema,
-        InterruptRow.expires_at,
-    )
+    .values(_ANSWER)
+    .returning(*_ANSWERED)
 )
 
 # The thread now has work to do; a thread already queued or running keeps its status.
@@ -109,23 +114,8 @@ def _answer_the_only_pending(tenant: bool) -> Any:
             InterruptRow.status == InterruptStatus.PENDING.value,
             sa.select(sa.func.count()).select_from(pending).scalar_subquery() == 1,
         )
-        .values(
-            status=InterruptStatus.ANSWERED.value,
-            answer=sa.bindparam("b_answer", type_=JSON),
-            answered_by=sa.bindparam("b_answered_by"),
-            request_id=sa.bindparam("b_request_id"),
-            answered_at=utcnow(),
-        )
-        .returning(
-            InterruptRow.id,
-            InterruptRow.thread_id,
-            InterruptRow.tenant,
-            InterruptRow.graph,
-            InterruptRow.node,
-            InterruptRow.value,
-            InterruptRow.schema,
-            InterruptRow.expires_at,
-        )
+        .values(_ANSWER)
+        .returning(*_ANSWERED)
     )
 
 

@@ -46,7 +46,6 @@ from app.services.questions import (
     known_thread,
     question_rows,
     settled_thread,
-    with_times,
 )
 from app.services.run_saver import PrefetchedHead, prefetch_head, run_saver
 from app.services.run_statements import (
@@ -54,7 +53,6 @@ from app.services.run_statements import (
     CONSUME_ANSWERS,
     FAIL_THREAD,
     GIVEN_UP_THREADS,
-    PG_SETTLE_DONE,
     SETTLE_THREAD,
 )
 from app.services.settle_alone import Settled, settle_alone
@@ -63,9 +61,6 @@ from app.services.views import Thread
 
 __all__ = ["RunExecutor", "RunOutcome"]
 
-#: What `PG_SETTLE_DONE` takes of a question's row (the thread's own columns come apart).
-_QUESTION_FIELDS = ("id", "node", "ns", "checkpoint_id", "value", "schema", "has_default")
-_QUESTION_FIELDS += ("default", "timeout")
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +252,6 @@ class RunExecutor:
                 return await self._settled_alone(run, plan, alone, report_thread)
         with wrap_db_errors():
             async with begin_immediate(self.engine) as conn:
-                if plan.status is RunStatus.DONE and not self.sqlite:
-                    return await self._commit_done_pg(conn, run, saver, plan, report_thread)
                 # Fenced first: a worker that lost its lease raises here and writes nothing.
                 run_status = await self.queue.finish(conn, run, plan.status)
                 if plan.status is RunStatus.CANCELLED:
@@ -304,51 +297,6 @@ class RunExecutor:
                 async with read_tx(self.engine) as conn:
                     thread = await settled_thread(conn, settled.thread, status, asked, [])
         return RunOutcome(run.id, run.thread_id, settled.run_status, status, plan.error, thread)
-
-    async def _commit_done_pg(
-        self,
-        conn: AsyncConnection,
-        run: ClaimedRun,
-        saver: BufferedCheckpointer | None,
-        plan: _Settlement,
-        report_thread: bool,
-    ) -> RunOutcome:
-        """A run that ended normally, on PostgreSQL: run, thread, new questions and consumed
-        answers in one fenced statement (`PG_SETTLE_DONE`), then the checkpoint and events."""
-        rows = question_rows(run, saver, plan.interrupts)
-        questions = [{k: r[k] for k in _QUESTION_FIELDS} for r in rows]
-        params = {
-            "run_id": run.id,
-            "worker_id": run.worker_id,
-            "thread_status": plan.thread_status,
-            "tid": run.thread_id,
-            "tenant": run.tenant,
-            "graph": run.graph,
-            "values": plan.values,
-            "next": plan.next,
-            "questions": questions,
-            "consume": sorted(run.answers) if plan.flush else [],
-        }
-        settled = await fetch_one(conn, PG_SETTLE_DONE, params)
-        if settled is None or settled.run_status is None:
-            raise LeaseLostError(run_id=run.id, thread_id=run.thread_id)
-        run_status = RunStatus(settled.run_status)
-        if saver is not None and plan.flush:
-            await saver.flush(conn)
-        if settled.thread_id is None:  # cancelled while it ran: keep the checkpoint, ask nothing
-            await conn.execute(CANCEL_RUN, {"run_id": run.id})
-            return RunOutcome(run.id, run.thread_id, RunStatus.CANCELLED, "cancelled")
-        stored = dict(
-            zip(
-                settled.asked_ids or (),
-                zip(settled.asked_expires or (), settled.asked_created or (), strict=True),
-                strict=True,
-            )
-        )
-        created = with_times(rows, stored)
-        return await self._record(
-            conn, run, plan, run_status, settled.status, settled, created, report_thread
-        )
 
     async def _record(
         self,

@@ -24,7 +24,6 @@ __all__ = [
     "GIVEN_UP_THREADS",
     "PG_INSERT_INTERRUPT",
     "PG_INSERT_NEW_INTERRUPT",
-    "PG_SETTLE_DONE",
     "SETTLE_THREAD",
     "SQLITE_INSERT_INTERRUPT",
 ]
@@ -148,13 +147,35 @@ CONSUME_ANSWERS = (
 )
 
 
-#: PostgreSQL: a run that ended normally, settled in ONE statement (fenced on the lease):
-#: the run ends, its row deleted (or goes back to the queue when an answer arrived meanwhile: ``rerun``, with
-#: NOTIFY), its thread takes the new values, the questions asked for the first time get their
-#: rows (deadline from the database clock; one already stored is skipped without waiting on
-#: its lock), and the answers delivered are consumed. ``run_status`` NULL: the lease was lost,
-#: nothing written. Thread columns NULL: the thread was cancelled meanwhile.
-_SETTLE_CTES = """
+#: The columns of the checkpoint a run stores (``cp_<column>`` parameters).
+CHECKPOINT_COLUMNS = (
+    "thread_id",
+    "ns",
+    "checkpoint_id",
+    "parent_id",
+    "step",
+    "source",
+    "data",
+    "metadata",
+    "created_at",
+    "writes",
+)
+_CHECKPOINTS = CheckpointRow.__table__.c
+
+#: PostgreSQL: a run that ended normally, settled as ONE statement run outside a transaction
+#: (no BEGIN/COMMIT round trips), fenced on the lease: the run ends, its row deleted (or back in
+#: the queue with NOTIFY when an answer arrived meanwhile: ``rerun``); its thread takes the new
+#: values; the questions asked for the first time get their rows (deadline from the database
+#: clock; one already stored is skipped without waiting on its lock); the answers delivered are
+#: consumed; the run's checkpoint is stored (``cp_present``; as the SQL saver's upsert) with its
+#: writes to checkpoints stored before (``:writes``, values in base64; as the saver's); and the
+#: outcome's events are recorded (``:events``, as `PG_RECORD`; a question's event only if its
+#: row was inserted, ``question``; the thread's only if the run was not requeued).
+#: ``run_status`` NULL: the lease was lost, nothing written. Thread columns NULL: the thread was
+#: cancelled meanwhile.
+PG_SETTLE_ALONE = sa.text(
+    f"""
+    WITH {FINISHED_RUN_CTES},
     th AS (
         UPDATE threads
         SET status = CASE WHEN (SELECT rerun FROM fin) THEN 'queued' ELSE :thread_status END,
@@ -184,58 +205,7 @@ _SETTLE_CTES = """
         WHERE thread_id = :tid AND id = ANY(:consume) AND consumed_at IS NULL
             AND EXISTS (SELECT 1 FROM th)
         RETURNING id
-    )
-"""
-_SETTLE_RESULT = """
-    SELECT (SELECT CASE WHEN rerun THEN 'queued' ELSE 'done' END FROM fin) AS run_status, th.*,
-        (SELECT array_agg(id) FROM asked) AS asked_ids,
-        (SELECT array_agg(expires_at) FROM asked) AS asked_expires,
-        (SELECT array_agg(created_at) FROM asked) AS asked_created
-"""
-_SETTLE_BINDS = (
-    sa.bindparam("run_id", type_=sa.BigInteger),
-    sa.bindparam("worker_id", type_=sa.Text),
-    sa.bindparam("thread_status", type_=sa.Text),
-    sa.bindparam("tid", type_=sa.Text),
-    sa.bindparam("tenant", type_=sa.Text),
-    sa.bindparam("graph", type_=sa.Text),
-    sa.bindparam("values", type_=JSON),
-    sa.bindparam("next", type_=JSON),
-    sa.bindparam("questions", type_=JSON),
-    sa.bindparam("consume", type_=ARRAY(sa.Text)),
-)
-
-PG_SETTLE_DONE = sa.text(
-    f"""
-    WITH {FINISHED_RUN_CTES}, {_SETTLE_CTES}
-    {_SETTLE_RESULT}
-    FROM (SELECT 1) AS one LEFT JOIN th ON true
-    """
-).bindparams(*_SETTLE_BINDS)
-
-#: The columns of the checkpoint a run stores (``cp_<column>`` parameters).
-CHECKPOINT_COLUMNS = (
-    "thread_id",
-    "ns",
-    "checkpoint_id",
-    "parent_id",
-    "step",
-    "source",
-    "data",
-    "metadata",
-    "created_at",
-    "writes",
-)
-_CHECKPOINTS = CheckpointRow.__table__.c
-
-#: PG_SETTLE_DONE plus the run's checkpoint (``cp_present``; as the SQL saver's upsert), its
-#: writes to checkpoints stored before (``:writes``, values in base64; as the saver's) and the
-#: outcome's events (``:events``, as `PG_RECORD`; a question's event only if its row was
-#: inserted, ``question``; the thread's only if the run was not requeued): the whole settle as
-#: ONE statement, run outside a transaction (no BEGIN/COMMIT round trips).
-PG_SETTLE_ALONE = sa.text(
-    f"""
-    WITH {FINISHED_RUN_CTES}, {_SETTLE_CTES}, cp AS (
+    ), cp AS (
         INSERT INTO checkpoints ({", ".join(CHECKPOINT_COLUMNS)})
         SELECT {", ".join(f":cp_{c}" for c in CHECKPOINT_COLUMNS)}
         WHERE CAST(:cp_present AS boolean) AND EXISTS (SELECT 1 FROM fin)
@@ -275,13 +245,26 @@ PG_SETTLE_ALONE = sa.text(
         ORDER BY n
         RETURNING id, thread_id
     ), {PG_EVENTS_AFTER_INSERT}
-    {_SETTLE_RESULT},
+
+    SELECT (SELECT CASE WHEN rerun THEN 'queued' ELSE 'done' END FROM fin) AS run_status, th.*,
+        (SELECT array_agg(id) FROM asked) AS asked_ids,
+        (SELECT array_agg(expires_at) FROM asked) AS asked_expires,
+        (SELECT array_agg(created_at) FROM asked) AS asked_created,
         (SELECT count(*) FROM cp) AS checkpoints, (SELECT count(*) FROM wr) AS writes,
         (SELECT count(*) FROM notified) AS notified
     FROM (SELECT 1) AS one LEFT JOIN th ON true
     """
 ).bindparams(
-    *_SETTLE_BINDS,
+    sa.bindparam("run_id", type_=sa.BigInteger),
+    sa.bindparam("worker_id", type_=sa.Text),
+    sa.bindparam("thread_status", type_=sa.Text),
+    sa.bindparam("tid", type_=sa.Text),
+    sa.bindparam("tenant", type_=sa.Text),
+    sa.bindparam("graph", type_=sa.Text),
+    sa.bindparam("values", type_=JSON),
+    sa.bindparam("next", type_=JSON),
+    sa.bindparam("questions", type_=JSON),
+    sa.bindparam("consume", type_=ARRAY(sa.Text)),
     sa.bindparam("cp_present", type_=sa.Boolean),
     *(sa.bindparam(f"cp_{c}", type_=_CHECKPOINTS[c].type) for c in CHECKPOINT_COLUMNS),
     sa.bindparam("writes", type_=JSON),

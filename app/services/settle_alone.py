@@ -1,8 +1,7 @@
 """A run that ended normally, settled on PostgreSQL as ONE statement outside a transaction.
 
-The usual settle is a transaction: BEGIN, the fenced end of the run with its thread and
-questions (`PG_SETTLE_DONE`), the checkpoint, its writes, the events, COMMIT: up to six round
-trips. When the run stores one checkpoint (always, but for subgraphs), `PG_SETTLE_ALONE` does
+The usual settle is a transaction: BEGIN, the fenced end of the run, its thread, its questions,
+the consumed answers, the checkpoint, its writes, the events, COMMIT: up to nine round trips. When the run stores one checkpoint (always, but for subgraphs), `PG_SETTLE_ALONE` does
 all of it in one statement, atomic on its own: the fence (no run row of this worker: nothing is
 written), the thread, the new questions, the consumed answers, the checkpoint and the writes to
 the one it resumed from, the events with their deliveries and NOTIFY.
