@@ -101,6 +101,8 @@ class Worker:
         self._running = self.leases.running
         #: Slots promised to requests of this process that run their own runs (`reserve`).
         self._reserved = 0
+        #: 1 while the claim loop's claim is in flight: the run it may return needs a slot.
+        self._claiming = 0
         self._slot_freed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -154,11 +156,15 @@ class Worker:
     def _busy(self) -> bool:
         return len(self._running) + self._reserved >= self.concurrency
 
+    def _full(self) -> bool:
+        """No slot to promise: `_busy`, or the last free one awaits the claim in flight."""
+        return len(self._running) + self._reserved + self._claiming >= self.concurrency
+
     def reserve(self) -> _Slot | None:
         """A slot for a run that a request of this process queues and hands over itself
         (`app.services.local_runs`); None when none is free, the worker is not running or
         stopping, or the database is SQLite (its claims are serialized anyway)."""
-        if self._stopping or self._loop is None or self.queue.sqlite or self._busy():
+        if self._stopping or self._loop is None or self.queue.sqlite or self._full():
             return None
         self._reserved += 1
         return _Slot(self)
@@ -299,17 +305,20 @@ class Worker:
             claim_now = owed = False
             seen = self._signals
             self._wake.clear()  # before claiming: a NOTIFY from now on triggers another claim
+            self._claiming = 1
             try:
                 run = await self.queue.claim(
                     self.worker_id, self.lease_seconds, prefetch=self.executor.prefetch
                 )
             except Exception as exc:
+                self._claiming = 0
                 failures += 1
                 delay = min(0.25 * 2**failures, 10.0)
                 log_db_problem(self.worker_id, "claim", exc, failures, delay)
                 await _wait(self._wake, delay)  # stop() and NOTIFY cut the backoff short
                 claim_now = True
                 continue
+            self._claiming = 0
             if failures:
                 logger.info("worker %s: database reachable again", self.worker_id)
                 failures = 0

@@ -23,10 +23,16 @@ from tests.api.conftest import make_registry, make_settings
 @pytest.fixture
 async def pg_app(pg_url: str) -> AsyncIterator[FastAPI]:
     app = create_app(
-        make_settings(pg_url, worker_concurrency=1), embedded_worker=True, registry=make_registry()
+        # No polls: a claim in flight holds the only slot (`Worker.reserve`), and these tests
+        # say which path a run took.
+        make_settings(pg_url, worker_concurrency=1, poll_seconds=30),
+        embedded_worker=True,
+        registry=make_registry(),
     )
     async with app.router.lifespan_context(app):
-        await app.state.services.worker.started.wait()
+        worker = app.state.services.worker
+        await worker.started.wait()
+        (await _reserve(worker)).release()  # the startup claim is done: the slot is free
         yield app
 
 
@@ -92,12 +98,20 @@ async def test_waiting_start_and_resume_run_in_the_requests_process(
     assert pg_app.state.services.worker._reserved == 0
 
 
+async def _reserve(worker: Any) -> Any:
+    """The worker's slot, once its claim loop's startup claim is no longer in flight."""
+    async with asyncio.timeout(5):
+        while (slot := worker.reserve()) is None:
+            await asyncio.sleep(0.01)
+    return slot
+
+
 async def test_without_a_free_slot_the_request_waits_for_the_queue(
     pg_app: FastAPI, pg_client: httpx.AsyncClient, claimed: list[ClaimedRun]
 ) -> None:
     worker = pg_app.state.services.worker
-    held = worker.reserve()  # concurrency 1: the only slot
-    assert held is not None and worker.reserve() is None
+    held = await _reserve(worker)  # concurrency 1: the only slot
+    assert worker.reserve() is None
 
     request = asyncio.create_task(
         pg_client.post("/threads", params={"wait": "true"}, json={"graph": "approval"})

@@ -95,6 +95,40 @@ async def test_idle_worker_wakes_on_enqueue_without_polling(
     assert time.monotonic() - began < 5
 
 
+async def test_a_slot_is_not_promised_while_a_claim_may_still_take_it(
+    db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker
+) -> None:
+    """A request's reservation (`Worker.reserve`) never pushes the worker past its concurrency:
+    while the claim loop's claim is in flight, its run would need the last free slot."""
+    worker = await start_worker(concurrency=1, poll_seconds=30)
+    if queue.sqlite:
+        assert worker.reserve() is None  # SQLite serializes claims: requests never run here
+        return
+    in_flight, let_go = asyncio.Event(), asyncio.Event()
+    claim = worker.queue.claim
+
+    async def held_claim(*args: Any, **kwargs: Any) -> Any:
+        in_flight.set()
+        await let_go.wait()
+        return await claim(*args, **kwargs)
+
+    async with asyncio.timeout(5):
+        while (idle := worker.reserve()) is None:  # the startup claim may still be out
+            await asyncio.sleep(0.01)
+    idle.release()
+    worker.queue.claim = held_claim  # type: ignore[method-assign]
+    worker._wake.set()  # a poll: the loop claims now
+    async with asyncio.timeout(5):
+        await in_flight.wait()
+    assert worker.reserve() is None
+    let_go.set()
+    async with asyncio.timeout(5):
+        while (slot := worker.reserve()) is None:  # the claim found nothing: the slot is free
+            await asyncio.sleep(0.01)
+    assert worker.reserve() is None  # and now it is promised
+    slot.release()
+
+
 async def test_paused_threads_hold_no_worker_resources(
     db_engine: AsyncEngine, queue: RunQueue, start_worker: StartWorker, trace_dir: Path
 ) -> None:
