@@ -191,8 +191,9 @@ PG_ENQUEUE_CLAIMED = _json_columns(
 #: A new thread with its first run already claimed by :worker_id, as ONE statement: run in
 #: autocommit it costs one round trip (no BEGIN/COMMIT). Nothing is returned when the thread
 #: id is taken (the caller then goes the usual way, which knows what to answer).
-PG_INSERT_THREAD_CLAIMED = sa.text(
-    """
+PG_INSERT_THREAD_CLAIMED = (
+    sa.text(
+        """
     WITH t AS (
         INSERT INTO threads (thread_id, tenant, graph, status, input, next, metadata, webhook)
         VALUES (:thread_id, :tenant, :graph, 'running', :input, :next, :metadata, :webhook)
@@ -210,19 +211,22 @@ PG_INSERT_THREAD_CLAIMED = sa.text(
     )
     SELECT t.*, r.id AS run_id, r.attempts FROM t, r
     """
-).bindparams(
-    sa.bindparam("input", type_=JSON),
-    sa.bindparam("next", type_=JSON),
-    sa.bindparam("metadata", type_=JSON),
-    sa.bindparam("worker_id", type_=sa.Text),
-    sa.bindparam("lease_seconds", type_=sa.Float),
-).columns(
-    values=JSON,
-    next=JSON,
-    metadata_=JSON,
-    error=JSON,
-    created_at=UtcDateTime(),
-    updated_at=UtcDateTime(),
+    )
+    .bindparams(
+        sa.bindparam("input", type_=JSON),
+        sa.bindparam("next", type_=JSON),
+        sa.bindparam("metadata", type_=JSON),
+        sa.bindparam("worker_id", type_=sa.Text),
+        sa.bindparam("lease_seconds", type_=sa.Float),
+    )
+    .columns(
+        values=JSON,
+        next=JSON,
+        metadata_=JSON,
+        error=JSON,
+        created_at=UtcDateTime(),
+        updated_at=UtcDateTime(),
+    )
 )
 
 #: Extend the leases of this worker's runs; the ids not returned were lost (fenced).

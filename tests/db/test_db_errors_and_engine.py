@@ -79,7 +79,7 @@ async def test_begin_immediate_is_a_plain_transaction_on_postgres(pg_url: str) -
 async def test_a_database_refusing_connections_is_unavailable(
     pg_url: str, pg_admin_url: str
 ) -> None:
-    """"Not currently accepting connections" must be a 503, not a 500."""
+    """A server "not currently accepting connections" must be a 503, not a 500."""
     name = pg_url.rsplit("/", 1)[1]
     admin = create_engine(pg_admin_url)
     engine = create_engine(pg_url)
