@@ -26,6 +26,7 @@ write of the same (task, channel) replaces an inline one in its place.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = [
     "checkpoint_params",
     "execute_params",
     "inline_writes",
+    "pg_head_text",
     "tuples_from_rows",
     "tuples_query",
     "write_params",
@@ -513,6 +515,18 @@ DELETE_WRITES = sa.delete(WRITES).where(WRITES.c.thread_id == sa.bindparam("thre
 DELETE_CHECKPOINTS = sa.delete(CHECKPOINTS).where(
     CHECKPOINTS.c.thread_id == sa.bindparam("thread_id")
 )
+
+
+@lru_cache
+def pg_head_text() -> str:
+    """`tuples_query("head")` as PostgreSQL text with ``:thread_id`` and ``:ns`` parameters,
+    for a statement that reads the head beside what it writes (one round trip)."""
+    named = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
+    compiled = tuples_query("head").compile(dialect=named)
+    if set(compiled.params) != {"thread_id", "ns", "param_1"} or compiled.params["param_1"] != 1:
+        raise RuntimeError(f"unexpected parameters in the head query: {compiled.params}")
+    text = re.sub(r":(\w+)::(\w+)", r"CAST(:\1 AS \2)", str(compiled))
+    return text.replace("CAST(:param_1 AS INTEGER)", "1")
 
 
 def tuples_from_rows(rows: Iterable[sa.Row[Any]]) -> list[CheckpointTuple]:

@@ -48,6 +48,7 @@ from app.services.answer_statements import (
 from app.services.events import EventLog, NewEvent, interrupt_resolved
 from app.services.idempotency import IdempotencyKey
 from app.services.local_runs import LocalRunner, RunHere
+from app.services.resume_alone import resume_alone
 from app.services.thread_rows import (
     load_thread,
     load_threads,
@@ -213,6 +214,20 @@ class InterruptService:
         }
         scope = tenant_scope(f"POST /threads/{thread_id}/resume", self.tenant)
         ikey = IdempotencyKey.build(scope, idempotency_key, request)
+        if values is None and ikey is None and here is not None and here.slot is not None:
+            # A waiting request with a slot here: answer and claimed run in one round trip.
+            answered = await resume_alone(
+                self.engine,
+                here,
+                thread_id,
+                value,
+                tenant=self.tenant,
+                answered_by=answered_by,
+                request_id=request_id,
+                events=self.events,
+            )
+            if answered is not None:
+                return answered
 
         async def effect(conn: AsyncConnection) -> Outcome[Thread]:
             if values is None:  # the usual case first: one question, answered in one statement

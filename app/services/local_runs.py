@@ -104,6 +104,7 @@ class RunHere:
             conn, thread_id, worker_id=self.slot.worker_id, lease_seconds=self.slot.lease_seconds
         )
         if started is None:
+            self.give_back()  # the active run is queued work: the worker needs the slot for it
             return None
         row, claimed = started
         # The head the run resumes from, read in the same transaction (a new thread has none).
@@ -129,6 +130,13 @@ class RunHere:
         row, run = started
         self.claimed = dataclasses.replace(run, prefetched=PrefetchedHead(run.thread_id, None))
         return row
+
+    def give_back(self) -> None:
+        """The run will not be claimed here (the thread has an active run): free the slot now,
+        not when the request ends, so that the worker can take that run while it waits."""
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            slot.release()
 
     def rolled_back(self) -> None:
         """The queueing transaction failed: there is no claimed run."""

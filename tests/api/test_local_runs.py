@@ -16,18 +16,38 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.api.app import create_app
+from app.graph import END, START, StateGraph, interrupt
+from app.graphs.registry import GraphRegistry
+from app.graphs.review import graph as review_graph
 from app.queue import ClaimedRun
-from tests.api.conftest import make_registry, make_settings
+from app.services import interrupts as interrupt_service
+from tests.api.conftest import make_settings
+from tests.api.graphs import AgentState, test_graphs
+
+
+def ask_with_a_deadline(state: dict[str, Any]) -> dict[str, Any]:
+    return {"approval": interrupt("Approve before the hour is out?", timeout=3600)}
+
+
+def deadline_graph() -> Any:
+    workflow = StateGraph(AgentState)
+    workflow.add_node("ask", ask_with_a_deadline)
+    workflow.add_edge(START, "ask")
+    workflow.add_edge("ask", END)
+    return workflow.compile()
 
 
 @pytest.fixture
 async def pg_app(pg_url: str) -> AsyncIterator[FastAPI]:
+    registry = GraphRegistry(
+        {**test_graphs(), "review": review_graph, "deadline": deadline_graph()}
+    )
     app = create_app(
         # No polls: a claim in flight holds the only slot (`Worker.reserve`), and these tests
         # say which path a run took.
         make_settings(pg_url, worker_concurrency=1, poll_seconds=30),
         embedded_worker=True,
-        registry=make_registry(),
+        registry=registry,
     )
     async with app.router.lifespan_context(app):
         worker = app.state.services.worker
@@ -195,4 +215,169 @@ async def test_a_waiting_start_of_an_existing_thread_answers_it_as_it_is(
     history = (await pg_client.get("/threads/t-again/history")).json()["checkpoints"]
     assert len(history) == 1  # one run
     assert await _runs(pg_app, "t-again") == []
+    assert pg_app.state.services.worker._reserved == 0
+
+
+# --- the one-statement resume (`app.services.resume_alone`) ------------------------------
+
+
+@pytest.fixture
+def answered_alone(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The threads whose waiting resume was answered by the one statement."""
+    threads: list[str] = []
+    resume_alone = interrupt_service.resume_alone
+
+    async def recording(engine: Any, here: Any, thread_id: str, *args: Any, **kw: Any) -> Any:
+        outcome = await resume_alone(engine, here, thread_id, *args, **kw)
+        if outcome is not None:
+            threads.append(thread_id)
+        return outcome
+
+    monkeypatch.setattr(interrupt_service, "resume_alone", recording)
+    return threads
+
+
+async def _stored_events(app: FastAPI, thread_id: str) -> list[dict[str, Any]]:
+    query = sa.text(
+        "SELECT e.type, e.event_id, e.tenant, e.graph, e.payload,"
+        " (SELECT count(*) FROM webhook_deliveries AS d WHERE d.event_id = e.id) AS deliveries"
+        " FROM events AS e WHERE e.thread_id = :t ORDER BY e.id"
+    )
+    async with app.state.services.engine.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query, {"t": thread_id})).mappings()]
+
+
+async def _question(app: FastAPI, thread_id: str) -> dict[str, Any]:
+    query = sa.text(
+        "SELECT id, status, answer, answered_by, request_id, expires_at, consumed_at"
+        " FROM interrupts WHERE thread_id = :t"
+    )
+    async with app.state.services.engine.connect() as conn:
+        return dict((await conn.execute(query, {"t": thread_id})).mappings().one())
+
+
+@pytest.mark.parametrize("whole_second", [False, True])
+async def test_the_one_statement_resume_stores_what_the_transaction_stores(
+    pg_app: FastAPI,
+    pg_client: httpx.AsyncClient,
+    claimed: list[ClaimedRun],
+    answered_alone: list[str],
+    whole_second: bool,
+) -> None:
+    """The same answer, event, deliveries and outcome as the general path (taken here with an
+    Idempotency-Key), for a question with a deadline (its time, as events store it)."""
+    body = {"graph": "deadline", "webhook": "http://127.0.0.1:9/hook"}
+    alone, general = [
+        (await pg_client.post("/threads", params={"wait": "true"}, json=body)).json()
+        for _ in range(2)
+    ]
+    if whole_second:  # isoformat() leaves out a zero fraction: so must the statement
+        async with pg_app.state.services.engine.begin() as conn:
+            await conn.execute(
+                sa.text("UPDATE interrupts SET expires_at = date_trunc('second', expires_at)")
+            )
+    answers = []
+    for thread, headers in ((alone, {}), (general, {"Idempotency-Key": "general"})):
+        answers.append(
+            await pg_client.post(
+                f"/threads/{thread['thread_id']}/resume",
+                params={"wait": "true"},
+                json={"value": {"ok": True}, "answered_by": "ann"},
+                headers=headers,
+            )
+        )
+    assert answered_alone == [alone["thread_id"]]  # the other went the general way
+    assert [a.status_code for a in answers] == [202, 202]
+    assert [a.json()["values"] for a in answers] == [{"approval": {"ok": True}}] * 2
+    assert claimed == []  # both runs ran in the requests' process
+
+    questions = [await _question(pg_app, t["thread_id"]) for t in (alone, general)]
+    for question in questions:
+        assert question["status"] == "answered" and question["answer"] == {"ok": True}
+        assert question["consumed_at"] is not None and question["request_id"]
+    assert questions[0]["answered_by"] == questions[1]["answered_by"]
+
+    def comparable(event: dict[str, Any], question: dict[str, Any]) -> dict[str, Any]:
+        payload = event["payload"]
+        if event["type"].startswith("interrupt."):
+            assert payload[1] == question["id"]
+            payload = [payload[0], "<question>", *payload[2:]]
+        return {**event, "payload": payload}
+
+    events = [
+        [comparable(e, q) for e in await _stored_events(pg_app, t["thread_id"])]
+        for t, q in zip((alone, general), questions, strict=True)
+    ]
+    assert [e["type"] for e in events[0]] == [
+        "interrupt.created",
+        "interrupt.resolved",
+        "thread.completed",
+    ]
+    resolved = [e[1] for e in events]
+    assert resolved[0] == resolved[1] | {"payload": resolved[0]["payload"]}
+    assert resolved[0]["deliveries"] == 1
+    (stored_alone, stored_general) = (r["payload"][2] for r in resolved)
+    expires = [q["expires_at"].isoformat() for q in questions]
+    assert (stored_alone.pop("expires_at"), stored_general.pop("expires_at")) == tuple(expires)
+    assert stored_alone == stored_general
+    assert ("." in expires[0]) is not whole_second or expires[0].endswith(".000000+00:00")
+    assert await _runs(pg_app, alone["thread_id"]) == []
+
+
+@pytest.mark.parametrize("alone", [True, False])
+async def test_a_waiting_resume_queues_behind_an_active_run(
+    pg_app: FastAPI,
+    pg_client: httpx.AsyncClient,
+    claimed: list[ClaimedRun],
+    answered_alone: list[str],
+    alone: bool,
+) -> None:
+    """A thread with a run queued already: the answer is kept, that run delivers it (no second
+    run), and the request waits for it, having given its slot back (concurrency 1 here: that
+    run needs it). Both ways: the one statement, and the transaction (an Idempotency-Key)."""
+    started = (
+        await pg_client.post("/threads", params={"wait": "true"}, json={"graph": "approval"})
+    ).json()
+    thread_id = started["thread_id"]
+    async with pg_app.state.services.engine.begin() as conn:  # queued, nobody told
+        await conn.execute(
+            sa.text(
+                "INSERT INTO runs (thread_id, status, rerun, attempts) VALUES (:t, 'queued', false, 0)"
+            ),
+            {"t": thread_id},
+        )
+
+    resumed = await pg_client.post(
+        f"/threads/{thread_id}/resume",
+        params={"wait": "true"},
+        json={"value": "yes"},
+        headers={} if alone else {"Idempotency-Key": "k"},
+    )
+
+    assert answered_alone == ([thread_id] if alone else [])
+    assert resumed.status_code == 202
+    assert resumed.json()["status"] == "completed", resumed.text
+    assert [run.thread_id for run in claimed] == [thread_id]  # the queued run, woken
+    assert await _runs(pg_app, thread_id) == []
+    assert pg_app.state.services.worker._reserved == 0
+
+
+async def test_a_question_with_a_schema_takes_the_transaction_and_refuses_a_bad_answer(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, answered_alone: list[str]
+) -> None:
+    started = (
+        await pg_client.post("/threads", params={"wait": "true"}, json={"graph": "numbers"})
+    ).json()
+    thread_id = started["thread_id"]
+    assert started["interrupts"][0]["schema"] is not None
+
+    refused = await pg_client.post(
+        f"/threads/{thread_id}/resume", params={"wait": "true"}, json={"value": "not a number"}
+    )
+
+    assert refused.status_code == 422, refused.text
+    assert (await _question(pg_app, thread_id))["status"] == "pending"  # nothing kept
+    assert [e["type"] for e in await _stored_events(pg_app, thread_id)] == ["interrupt.created"]
+    assert await _runs(pg_app, thread_id) == []
+    assert answered_alone == []
     assert pg_app.state.services.worker._reserved == 0
