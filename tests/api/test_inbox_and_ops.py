@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -78,6 +79,17 @@ async def test_graphs(client: httpx.AsyncClient) -> None:
     assert {"source": "draft_action", "target": "risk_review"} in review["edges"]
     assert review["mermaid"].count("-->") >= 5
     assert "graph TD" in review["mermaid"]
+
+
+async def test_every_response_says_how_long_the_server_took(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.get("/healthz"),
+        await client.get("/threads/nope"),  # problems too
+        await client.post("/threads", json={"graph": "approval"}),
+    ):
+        timing = response.headers["server-timing"]
+        assert re.fullmatch(r"app;dur=\d+\.\d{2}", timing), timing
+        assert 0 <= float(timing.split("=")[1]) < 60_000
 
 
 async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
