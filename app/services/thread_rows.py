@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.tables import InterruptRow, ThreadRow
+from app.db.driver import fetch
+from app.db.tables import JSON, InterruptRow, ThreadRow, UtcDateTime
 from app.errors import InvalidInputError, ThreadNotFoundError
 from app.services.views import InterruptStatus, PendingInterrupt, Thread
 
@@ -62,13 +63,37 @@ SELECT_PENDING = (
     .order_by(InterruptRow.created_at, InterruptRow.id)
 )
 
+#: The same on PostgreSQL: one statement text for any number of threads (prepared once), and
+#: a lookup by thread id per thread. With an IN list the planner scanned the whole table once
+#: it was small enough (2 ms at 5,000 questions against 0.2 ms), statistics or not.
+PG_SELECT_PENDING = (
+    sa.text(
+        """
+    SELECT i.id, i.thread_id, i.value, i.node, i.created_at, i.schema, i.expires_at
+    FROM unnest(CAST(:thread_ids AS text[])) AS t(thread_id)
+    CROSS JOIN LATERAL (
+        SELECT id, thread_id, value, node, created_at, schema, expires_at, status
+        FROM interrupts WHERE interrupts.thread_id = t.thread_id OFFSET 0
+    ) AS i
+    WHERE i.status = 'pending'
+    ORDER BY i.created_at, i.id
+    """
+    )
+    .bindparams(sa.bindparam("thread_ids", type_=ARRAY(sa.Text)))
+    .columns(value=JSON, schema=JSON, created_at=UtcDateTime(), expires_at=UtcDateTime())
+)
+
 
 async def load_threads(conn: AsyncConnection, rows: Sequence[Any]) -> list[Thread]:
     """Thread records for thread rows, with their pending interrupts (one extra query)."""
     if not rows:
         return []
     pending: dict[str, list[PendingInterrupt]] = {}
-    result = await conn.execute(SELECT_PENDING, {"thread_ids": [r.thread_id for r in rows]})
+    thread_ids = [r.thread_id for r in rows]
+    if conn.dialect.name == "postgresql":
+        result: Any = await fetch(conn, PG_SELECT_PENDING, {"thread_ids": thread_ids})
+    else:
+        result = await conn.execute(SELECT_PENDING, {"thread_ids": thread_ids})
     for i in result:
         pending.setdefault(i.thread_id, []).append(
             PendingInterrupt(
