@@ -311,14 +311,15 @@ class Worker:
                     self.worker_id, self.lease_seconds, prefetch=self.executor.prefetch
                 )
             except Exception as exc:
-                self._claiming = 0
+                self._claiming = 0  # no run comes of it: the slot is free during the backoff
                 failures += 1
                 delay = min(0.25 * 2**failures, 10.0)
                 log_db_problem(self.worker_id, "claim", exc, failures, delay)
                 await _wait(self._wake, delay)  # stop() and NOTIFY cut the backoff short
                 claim_now = True
                 continue
-            self._claiming = 0
+            finally:
+                self._claiming = 0
             if failures:
                 logger.info("worker %s: database reachable again", self.worker_id)
                 failures = 0
