@@ -21,14 +21,14 @@ in one statement, atomic on its own:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.checkpoint.sql_queries import pg_head_text, tuples_from_rows
+from app.checkpoint.sql_queries import pg_head_text, tuples_from_rows, tuples_query
 from app.db.driver import fetch_alone
 from app.db.errors import wrap_db_errors
 from app.db.tables import JSON
@@ -43,11 +43,8 @@ __all__ = ["PG_RESUME_ALONE", "resume_alone"]
 
 logger = logging.getLogger(__name__)
 
-#: The head's columns, renamed apart from the thread's (``h_<name>``).
-_HEAD_COLUMNS: tuple[str, ...] = (
-    *("kind", "thread_id", "ns", "checkpoint_id", "parent_id", "step", "source", "blob"),
-    *("metadata", "created_at", "inline", "writes_dict", "task_id", "channel", "idx"),
-)
+#: The head's columns (`tuples_query`'s), renamed apart from the thread's as ``h_<name>``.
+_HEAD_COLUMNS = tuple(c.name for c in tuples_query("head").selected_columns)
 
 #: ``datetime.isoformat()`` of a UTC timestamp (no fraction when it is zero), as events store it.
 _ISO = """
@@ -147,27 +144,6 @@ PG_RESUME_ALONE = (
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _HeadRow:
-    """A head row as `tuples_from_rows` reads it."""
-
-    kind: int
-    thread_id: str
-    ns: str
-    checkpoint_id: str
-    parent_id: str | None
-    step: int | None
-    source: str | None
-    blob: bytes | None
-    metadata: Any
-    created_at: Any
-    inline: bytes | None
-    writes_dict: bytes | None
-    task_id: str | None
-    channel: str | None
-    idx: int
-
-
 async def resume_alone(
     engine: AsyncEngine,
     here: RunHere,
@@ -205,7 +181,7 @@ async def resume_alone(
     first = rows[0]
     if first.mine:
         heads = [
-            _HeadRow(*(r._mapping[f"h_{c}"] for c in _HEAD_COLUMNS))
+            SimpleNamespace(**{c: r._mapping[f"h_{c}"] for c in _HEAD_COLUMNS})
             for r in rows
             if r.h_kind is not None
         ]
