@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             log_level=log_level,
         )
     else:
-        app = create_app(settings, embedded_worker=not args.no_worker)
+        app = create_app(settings, embedded_worker=not args.no_worker, freeze_heap=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
     return 0
 

@@ -29,6 +29,7 @@ from app.config import Settings, get_settings
 from app.db.engine import create_engine
 from app.db.migrate import aupgrade
 from app.graphs.registry import GraphRegistry
+from app.heap import freeze_startup_heap
 from app.queue import RunQueue
 from app.services.events import EventLog
 from app.services.interrupts import InterruptService
@@ -85,8 +86,13 @@ def create_app(
     *,
     embedded_worker: bool = False,
     registry: GraphRegistry | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """Build the API. ``embedded_worker`` also runs a worker in this process (``hitl serve``)."""
+    """Build the API. ``embedded_worker`` also runs a worker in this process (``hitl serve``).
+
+    ``freeze_heap``: the process is a server that lives for the app alone (`hitl serve`);
+    once started, its startup heap is frozen out of the garbage collector's way (`app.heap`).
+    """
     settings = settings or get_settings()
     metrics = ApiMetrics()
 
@@ -101,6 +107,8 @@ def create_app(
             services.threads.local_runner = services.worker
             services.interrupts.local_runner = services.worker
             worker_task = asyncio.create_task(services.worker.run(), name="hitl-embedded-worker")
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -147,5 +155,7 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn worker processes: settings from the environment."""
     return create_app(
-        get_settings(), embedded_worker=os.environ.get(EMBEDDED_WORKER_ENV, "1") == "1"
+        get_settings(),
+        embedded_worker=os.environ.get(EMBEDDED_WORKER_ENV, "1") == "1",
+        freeze_heap=True,
     )

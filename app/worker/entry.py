@@ -9,6 +9,7 @@ from app.config import Settings
 from app.db.engine import create_engine
 from app.db.migrate import aupgrade
 from app.graphs.registry import GraphRegistry
+from app.heap import freeze_startup_heap
 from app.worker.worker import Worker
 
 __all__ = ["run_worker"]
@@ -34,6 +35,7 @@ async def run_worker(
     )
     try:
         worker = Worker.from_settings(engine, registry, settings)
+        freeze_startup_heap()
         await worker.run(install_signal_handlers=True)
     finally:
         await engine.dispose()
