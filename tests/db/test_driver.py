@@ -127,3 +127,31 @@ async def test_postgresql_statements_do_take_the_driver_path(pg_url: str) -> Non
         assert rows == []
     finally:
         await engine.dispose()
+
+
+async def test_a_statement_alone_gives_its_connection_back(engine: AsyncEngine) -> None:
+    params = {"tid": "t1", "graph": "g", "values": None, "metadata": {}}
+    pool = engine.sync_engine.pool
+    await driver.fetch_alone(engine, INSERT, params)
+    with pytest.raises(sa_exc.IntegrityError):
+        await driver.fetch_alone(engine, INSERT, params)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_connection_lost_under_a_statement_alone_is_dropped(pg_url: str) -> None:
+    """The server ends the pooled connection: the statement fails as a database error, the
+    pool forgets that connection, and the next statement gets a working one."""
+    engine = create_engine(pg_url, pool_size=1, max_overflow=0)
+    try:
+        (row,) = await driver.fetch_alone(engine, sa.text("SELECT pg_backend_pid() AS pid"), {})
+        admin = create_engine(pg_url)
+        async with admin.connect() as conn:
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": row.pid})
+        await admin.dispose()
+        with pytest.raises(sa_exc.OperationalError):
+            await driver.fetch_alone(engine, SELECT, {"tid": "t1"})
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        (again,) = await driver.fetch_alone(engine, sa.text("SELECT pg_backend_pid() AS pid"), {})
+        assert again.pid != row.pid
+    finally:
+        await engine.dispose()
