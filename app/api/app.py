@@ -136,10 +136,11 @@ def create_app(
     problems.install(app)
     app.include_router(health.public)
     app.include_router(inbox.router)  # the page holds no data; its API calls carry the key
-    # streams first: /interrupts/stream must win over /interrupts/{interrupt_id}.
+    # threads first: routes are matched in order, and its start and answer are the busiest.
+    # streams before interrupts: /interrupts/stream must win over /interrupts/{interrupt_id}.
     for router in (
-        streams.router,
         threads.router,
+        streams.router,
         interrupts.router,
         graphs.router,
         webhooks.router,

@@ -11,14 +11,11 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 
 from app.api.deps import (
+    CallDep,
     CursorQuery,
     IdempotencyKeyHeader,
     InterruptServiceDep,
     LimitQuery,
-    MetricsDep,
-    PrincipalDep,
-    RequestIdDep,
-    ThreadServiceDep,
     WaitQuery,
 )
 from app.api.schemas import (
@@ -82,22 +79,19 @@ async def resume_interrupt(
     interrupt_id: str,
     body: ResumeInterruptRequest,
     response: Response,
-    interrupts: InterruptServiceDep,
-    threads: ThreadServiceDep,
-    metrics: MetricsDep,
-    principal: PrincipalDep,
-    request_id: RequestIdDep,
+    call: CallDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wait: WaitQuery = False,
 ) -> ThreadResponse:
     """Answer one interrupt by its id; 202 with its thread, now queued."""
+    interrupts, threads = call.services.interrupts, call.services.threads
     with interrupts.run_here(wait) as here:
-        with metrics.count_resume():
+        with call.metrics.count_resume():
             outcome = await interrupts.resume_interrupt(
                 interrupt_id,
                 body.value,
-                answered_by=principal.audit_name(body.answered_by),
-                request_id=request_id,
+                answered_by=call.principal.audit_name(body.answered_by),
+                request_id=call.request_id,
                 idempotency_key=idempotency_key,
                 here=here,
             )

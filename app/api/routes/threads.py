@@ -9,13 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.api.deps import (
+    CallDep,
     CursorQuery,
     IdempotencyKeyHeader,
-    InterruptServiceDep,
     LimitQuery,
-    MetricsDep,
-    PrincipalDep,
-    RequestIdDep,
     ThreadServiceDep,
     WaitQuery,
 )
@@ -52,12 +49,12 @@ METADATA_PREFIX = "metadata."
 async def create_thread(
     body: CreateThreadRequest,
     response: Response,
-    threads: ThreadServiceDep,
-    metrics: MetricsDep,
+    call: CallDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wait: WaitQuery = False,
 ) -> ThreadResponse:
     """Create a thread of a hosted graph and queue its first run."""
+    threads = call.services.threads
     with threads.run_here(wait) as here:
         outcome = await threads.start(
             body.graph,
@@ -69,7 +66,7 @@ async def create_thread(
             here=here,
         )
         if outcome.created:
-            metrics.threads_started.labels(body.graph).inc()
+            call.metrics.threads_started.labels(body.graph).inc()
         thread = outcome.value
         if wait and not outcome.replayed:
             thread = await threads.settle(thread.thread_id, here, look_first=not outcome.created)
@@ -131,11 +128,7 @@ async def resume_thread(
     thread_id: str,
     body: ResumeThreadRequest,
     response: Response,
-    interrupts: InterruptServiceDep,
-    threads: ThreadServiceDep,
-    metrics: MetricsDep,
-    principal: PrincipalDep,
-    request_id: RequestIdDep,
+    call: CallDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wait: WaitQuery = False,
 ) -> ThreadResponse:
@@ -143,14 +136,15 @@ async def resume_thread(
 
     The answer is recorded with the key's name (``answered_by``), the time and the request id.
     """
+    interrupts, threads = call.services.interrupts, call.services.threads
     with interrupts.run_here(wait) as here:
-        with metrics.count_resume():
+        with call.metrics.count_resume():
             outcome = await interrupts.resume_thread(
                 thread_id,
                 value=body.value if "value" in body.model_fields_set else MISSING,
                 values=body.values if "values" in body.model_fields_set else None,
-                answered_by=principal.audit_name(body.answered_by),
-                request_id=request_id,
+                answered_by=call.principal.audit_name(body.answered_by),
+                request_id=call.request_id,
                 idempotency_key=idempotency_key,
                 here=here,
             )
