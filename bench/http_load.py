@@ -5,10 +5,11 @@ pauses at its interrupt) then POST /threads/{id}/resume?wait=true (the answer is
 run completes). ``wait=true`` makes each response arrive when the run has settled, so the
 resume call's duration is the latency a person sees between answering and the thread finishing.
 
-The load generator shares the machine's cores with the server it measures, so it uses aiohttp
-(C-accelerated HTTP parsing): under a third of httpx's client CPU per cycle (0.8 ms against 2.6 ms
-at 16 clients), CPU the server gets back. Readiness checks elsewhere in bench keep httpx: they
-are not in a timed loop.
+The load generator shares the machine's cores with the server it measures, so the cycles go
+through `bench.lean_http` (a prebuilt request, a Content-Length body read off the socket) by
+default: about a fifth of aiohttp's client CPU per request, which in turn was under a third of
+httpx's. ``client="aiohttp"`` measures with aiohttp (C-accelerated parsing), as before. List reads
+use aiohttp; readiness checks elsewhere in bench keep httpx: they are not in a timed loop.
 """
 
 from __future__ import annotations
@@ -17,13 +18,23 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
+
+from bench.lean_http import LeanConnection
 
 # What a request can fail with besides a wrong answer: transport errors, timeouts, bad JSON.
-REQUEST_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
+REQUEST_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ValueError, OSError)
+
+#: ``send(path, body)``: POST a JSON body to a path of the service; status and response body.
+Send = Callable[[str, Any], Awaitable[tuple[int, bytes]]]
+#: The load generators run_cycles and make_paused can use.
+CLIENTS = ("lean", "aiohttp")
 
 
 class CycleError(RuntimeError):
@@ -48,7 +59,7 @@ def expect(code: int, raw: bytes, status: str, what: str) -> dict[str, Any]:
     if code >= 300:
         text = raw[:300].decode(errors="replace")
         raise CycleError(f"{what}: HTTP {code}: {text}")
-    body = json.loads(raw)
+    body = orjson.loads(raw)
     if not isinstance(body, dict):
         raise CycleError(f"{what}: not a thread: {raw[:300].decode(errors='replace')}")
     if body.get("status") != status:
@@ -65,32 +76,47 @@ def session(clients: int) -> aiohttp.ClientSession:
     )
 
 
-async def post(client: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, bytes]:
-    """POST a JSON body; the status code and the whole response body (the connection is reused)."""
-    async with client.post(url, json=body) as response:
-        return response.status, await response.read()
+@asynccontextmanager
+async def senders(base_url: str, clients: int, kind: str) -> AsyncIterator[Callable[[], Send]]:
+    """A factory of ``send`` functions, one per client loop (each its own kept-alive connection
+    with the lean client; one shared aiohttp session of ``clients`` connections otherwise)."""
+    if kind == "lean":
+        connections: list[LeanConnection] = []
+
+        def lean() -> Send:
+            conn = LeanConnection(base_url)
+            connections.append(conn)
+            return lambda path, body: conn.post(path, orjson.dumps(body))
+
+        try:
+            yield lean
+        finally:
+            for conn in connections:
+                conn.close()
+        return
+    if kind != "aiohttp":
+        raise ValueError(f"unknown client {kind!r}; one of {CLIENTS}")
+    async with session(clients) as client:
+
+        async def post(path: str, body: Any) -> tuple[int, bytes]:
+            async with client.post(base_url + path, json=body) as response:
+                return response.status, await response.read()
+
+        yield lambda: post
 
 
-async def start_paused(
-    client: aiohttp.ClientSession, base_url: str, graph: str, payload: Any
-) -> tuple[str, float]:
+async def start_paused(send: Send, graph: str, payload: Any) -> tuple[str, float]:
     """Start a thread and wait until it is interrupted; its id and the call's seconds."""
     t0 = time.perf_counter()
-    code, raw = await post(
-        client, f"{base_url}/threads?wait=true", {"graph": graph, "input": payload}
-    )
+    code, raw = await send("/threads?wait=true", {"graph": graph, "input": payload})
     body = expect(code, raw, "interrupted", "POST /threads")
     return str(body["thread_id"]), time.perf_counter() - t0
 
 
-async def resume(
-    client: aiohttp.ClientSession, base_url: str, thread_id: str, answer: Any
-) -> float:
+async def resume(send: Send, thread_id: str, answer: Any) -> float:
     """Answer the thread's one pending interrupt and wait until it completes; the call's seconds."""
     t0 = time.perf_counter()
-    code, raw = await post(
-        client, f"{base_url}/threads/{thread_id}/resume?wait=true", {"value": answer}
-    )
+    code, raw = await send(f"/threads/{thread_id}/resume?wait=true", {"value": answer})
     expect(code, raw, "completed", "POST /threads/{id}/resume")
     return time.perf_counter() - t0
 
@@ -116,6 +142,7 @@ async def run_cycles(
     *,
     seconds: float | None = None,
     cycles: int | None = None,
+    client: str = "lean",
 ) -> dict[str, Any]:
     """``clients`` concurrent loops of full cycles, for ``seconds`` or until ``cycles`` are done."""
     tally = Tally()
@@ -123,12 +150,12 @@ async def run_cycles(
     deadline = time.perf_counter() + seconds if seconds else math.inf
     remaining = [cycles if cycles is not None else math.inf]
 
-    async def client_loop(client: aiohttp.ClientSession) -> None:
+    async def client_loop(send: Send) -> None:
         while time.perf_counter() < deadline and remaining[0] > 0:
             remaining[0] -= 1
             try:
-                thread_id, started = await start_paused(client, base_url, graph, payload)
-                resumed = await resume(client, base_url, thread_id, "yes")
+                thread_id, started = await start_paused(send, graph, payload)
+                resumed = await resume(send, thread_id, "yes")
             except (CycleError, *REQUEST_ERRORS) as exc:
                 tally.failed(exc)
                 if tally.error_count >= 20 and not tally.resumes:
@@ -137,13 +164,14 @@ async def run_cycles(
             tally.starts.append(started)
             tally.resumes.append(resumed)
 
-    async with session(clients) as client:
+    async with senders(base_url, clients, client) as new_send:
         t0 = time.perf_counter()
-        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        await asyncio.gather(*(client_loop(new_send()) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     done = len(tally.resumes)
     out: dict[str, Any] = {
         "clients": clients,
+        "client": client,
         "cycles": done,
         "seconds": round(elapsed, 2),
         "cycles_per_second": round(done / elapsed, 1) if elapsed else None,
@@ -160,26 +188,26 @@ async def run_cycles(
 
 
 async def make_paused(
-    base_url: str, graph: str, payload: Any, count: int, clients: int = 8
+    base_url: str, graph: str, payload: Any, count: int, clients: int = 8, client: str = "lean"
 ) -> dict[str, Any]:
     """Create ``count`` threads that stop at their interrupt (for storage and memory checks)."""
     tally = Tally()
     base_url = base_url.rstrip("/")
     queue = list(range(count))
 
-    async def loop(client: aiohttp.ClientSession) -> None:
+    async def loop(send: Send) -> None:
         while queue:
             queue.pop()
             try:
-                _, took = await start_paused(client, base_url, graph, payload)
+                _, took = await start_paused(send, graph, payload)
                 tally.starts.append(took)
             except (CycleError, *REQUEST_ERRORS) as exc:
                 tally.failed(exc)
                 if tally.error_count >= 20 and not tally.starts:
                     return
 
-    async with session(clients) as client:
-        await asyncio.gather(*(loop(client) for _ in range(clients)))
+    async with senders(base_url, clients, client) as new_send:
+        await asyncio.gather(*(loop(new_send()) for _ in range(clients)))
     out: dict[str, Any] = {"paused": len(tally.starts)}
     if tally.error_count:
         out["errors"] = tally.error_count

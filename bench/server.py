@@ -78,6 +78,21 @@ def rss_mb(pid: int) -> float | None:
     return round(total / 1024, 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its direct children (uvicorn may fork)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 @dataclass
 class Server:
     url: str
@@ -86,6 +101,10 @@ class Server:
 
     def rss_mb(self) -> float | None:
         return rss_mb(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process and its children so far."""
+        return cpu_seconds(self.proc.pid)
 
     def tail(self, chars: int = 2000) -> str:
         try:

@@ -15,7 +15,11 @@ TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres):
   memory     resident memory of the serve process with few and with --threads stored threads
 
     python3 bench/service.py [--quick] [--threads 100000] [--seconds 10] [--repeat 3]
-                             [--only storage|rates|lists ...]
+                             [--only storage|rates|lists ...] [--client lean|aiohttp]
+
+The load generator runs on the same cores as the server: the cycles use `bench/lean_http.py`
+by default (--client aiohttp for aiohttp), and each 16-client round reports the CPU per cycle
+of the serving process and of the load generator.
 
 Prints one JSON document; a phase that fails reports {"error": ...} and the others still run.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -67,15 +72,25 @@ def median_of(runs: list[dict[str, Any]], *path: str) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
-async def hitl_cycles(admin: str, db_url: str, base: str, seconds: float, idle_rate: float) -> Any:
-    """16-client cycles with the database's commit counters and WAL position around them."""
+async def hitl_cycles(
+    admin: str, db_url: str, srv: server.Server, args: argparse.Namespace, idle_rate: float
+) -> Any:
+    """16-client cycles with the database's commit counters and WAL position around them, and
+    the CPU the serving process and this load generator spent per cycle."""
     before = await pg.counters(admin, db_url)
     start = await wal.mark(admin, db_url)
-    out = await http_load.run_cycles(base, 16, "approval", None, seconds=seconds)
+    cpu_before = (srv.cpu_seconds(), process_cpu_seconds())
+    out = await http_load.run_cycles(
+        srv.url, 16, "approval", None, seconds=args.seconds, client=args.client
+    )
+    cpu_after = (srv.cpu_seconds(), process_cpu_seconds())
     writes = await wal.count_since(start)
     delta = await pg.counters(admin, db_url) - before
     cycles = out["cycles"]
     if cycles:
+        serve_cpu, client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+        out["serve_cpu_ms_per_cycle"] = round(serve_cpu * 1000 / cycles, 2)
+        out["client_cpu_ms_per_cycle"] = round(client_cpu * 1000 / cycles, 2)
         raw = delta.commits / cycles
         # Every COMMIT, read-only ones included (pg_stat_database.xact_commit) ...
         out["all_commits_per_cycle_raw"] = round(raw, 2)
@@ -102,9 +117,15 @@ async def idle_commit_rate(admin: str, db_url: str, seconds: float) -> float:
     return delta.commits / (seconds + SETTLE)
 
 
-async def hitl_storage(db_url: str, base: str, threads: int) -> dict[str, Any]:
+def process_cpu_seconds() -> float:
+    """CPU time of this process (the load generator) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def hitl_storage(db_url: str, base: str, threads: int, client: str) -> dict[str, Any]:
     before = await pg.table_sizes(db_url)
-    made = await http_load.make_paused(base, "bench_ask_act", ASK_ACT_INPUT, threads)
+    made = await http_load.make_paused(base, "bench_ask_act", ASK_ACT_INPUT, threads, client=client)
     if made.get("paused", 0) == 0:
         return {"error": f"no thread paused: {made}"}
     sizes = await pg.storage_per_thread(db_url, before, made["paused"], skip={"alembic_version"})
@@ -123,14 +144,16 @@ async def lists(db_url: str, base: str, threads: int, requests: int) -> dict[str
 
 
 async def rates(
-    args: argparse.Namespace, admin: str, lg_url: str, db_url: str, base: str
+    args: argparse.Namespace, admin: str, lg_url: str, db_url: str, srv: server.Server
 ) -> tuple[dict[str, Any], dict[int, list[Any]], dict[int, list[Any]]]:
     """Warm-up, idle commit rate, then --repeat interleaved rounds of hitl and LangGraph."""
     out: dict[str, Any] = {}
     lg_runs: dict[int, list[Any]] = {16: [], 1: []}
     hitl_runs: dict[int, list[Any]] = {16: [], 1: []}
+    base, client = srv.url, args.client
     warm = await guarded(
-        "warm-up", lambda: http_load.run_cycles(base, 16, "approval", None, cycles=64)
+        "warm-up",
+        lambda: http_load.run_cycles(base, 16, "approval", None, cycles=64, client=client),
     )
     out["warm_up"] = {k: warm.get(k) for k in ("cycles", "errors", "first_errors", "error")}
     idle = await guarded("idle", lambda: idle_commit_rate(admin, db_url, 5.0))
@@ -139,10 +162,10 @@ async def rates(
     for _ in range(args.repeat):  # interleaved with the baseline: same machine state
         await langgraph_round(args, admin, lg_url, lg_runs, 16)
         hitl_runs[16].append(await guarded("hitl 16", lambda: hitl_cycles(
-            admin, db_url, base, args.seconds, idle_rate)))  # fmt: skip
+            admin, db_url, srv, args, idle_rate)))  # fmt: skip
         await langgraph_round(args, admin, lg_url, lg_runs, 1)
         hitl_runs[1].append(await guarded("hitl 1", lambda: http_load.run_cycles(
-            base, 1, "approval", None, seconds=args.seconds / 2)))  # fmt: skip
+            base, 1, "approval", None, seconds=args.seconds / 2, client=client)))  # fmt: skip
     return out, lg_runs, hitl_runs
 
 
@@ -170,6 +193,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "threads",
                 "paused",
                 "worker_concurrency",
+                "client",
             )
         },
         "baseline": {},
@@ -200,10 +224,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 hitl["rss_mb_started"] = srv.rss_mb()
                 if "storage" in only:
                     hitl["storage"] = await guarded(
-                        "hitl storage", lambda: hitl_storage(db_url, srv.url, args.paused)
+                        "hitl storage",
+                        lambda: hitl_storage(db_url, srv.url, args.paused, args.client),
                     )
                 if "rates" in only:
-                    out, lg_runs, hitl_runs = await rates(args, admin, lg_url, db_url, srv.url)
+                    out, lg_runs, hitl_runs = await rates(args, admin, lg_url, db_url, srv)
                     hitl.update(out)
                 hitl["rss_mb_before_bulk"] = srv.rss_mb()
                 if "lists" in only:
@@ -306,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-arg", action="append", help="extra `hitl serve` argument")
     parser.add_argument("--admin-url", default=pg.admin_url())
     parser.add_argument("--only", action="append", choices=PHASES, help="run only these phases")
+    parser.add_argument(
+        "--client",
+        choices=http_load.CLIENTS,
+        default="lean",
+        help="load generator for the cycles (lean: bench/lean_http.py; aiohttp)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.threads = min(args.threads, 20_000)

@@ -220,3 +220,20 @@ async def test_writes_deflated_against_the_data_survive_a_put_with_other_data(
     assert row["writes_dict"] is None
     found = await stored.aget_tuple("t1")
     assert found is not None and found.checkpoint == cp and found.writes[0].value == quoting
+
+
+@pytest.mark.parametrize("size", [10, 300, 700, 5_000, 40_000])
+def test_writes_deflate_as_small_as_with_zlibs_full_window(size: int) -> None:
+    """The window is sized to dictionary and text: the same bytes as zlib's full window, and
+    writes deflated with the full window (rows stored before) still inflate."""
+    from app.checkpoint.sql_queries import _deflate, _inflate
+
+    data = json.dumps({"values": {"question": "Send the refund? " * (size // 17 + 1)}}).encode()
+    data = data[:size]
+    for text in (data[: size // 3] + b"and more", data[-60:] + data[:60]):
+        full = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, data)
+        before = b"\x00" + full.compress(text) + full.flush()
+        packed = _deflate(text, data)
+        assert packed == text or len(packed) <= len(before)
+        assert _inflate(packed, data) == text
+        assert _inflate(before, data) == text
