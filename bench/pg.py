@@ -140,6 +140,16 @@ async def table_sizes(db_url: str) -> dict[str, dict[str, int]]:
         await conn.close()
 
 
+async def vacuum(db_url: str) -> None:
+    """Clear dead row versions and refresh statistics: autovacuum's work, for servers that run
+    without it (the shared one here has ``autovacuum = off``)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+
+
 async def vacuum_full(db_url: str) -> None:
     """Rewrite every table compactly: what the live rows and their indexes cost without bloat."""
     conn = await asyncpg.connect(db_url)

@@ -160,13 +160,28 @@ async def rates(
     idle_rate = idle if isinstance(idle, float) else 0.0
     out["idle_commits_per_second"] = round(idle_rate, 2) if isinstance(idle, float) else idle
     for _ in range(args.repeat):  # interleaved with the baseline: same machine state
+        # What autovacuum would have done since the last round (it is off on this server):
+        # hitl updates and deletes rows, so without it every round starts on more bloat.
+        vacuumed = await guarded("vacuum", lambda: vacuum_both(db_url, lg_url))
         await langgraph_round(args, admin, lg_url, lg_runs, 16)
         hitl_runs[16].append(await guarded("hitl 16", lambda: hitl_cycles(
             admin, db_url, srv, args, idle_rate)))  # fmt: skip
+        hitl_runs[16][-1]["vacuum_seconds_before"] = vacuumed
         await langgraph_round(args, admin, lg_url, lg_runs, 1)
         hitl_runs[1].append(await guarded("hitl 1", lambda: http_load.run_cycles(
             base, 1, "approval", None, seconds=args.seconds / 2, client=client)))  # fmt: skip
     return out, lg_runs, hitl_runs
+
+
+async def vacuum_both(db_url: str, lg_url: str) -> dict[str, float]:
+    """VACUUM (ANALYZE) hitl's database and the baseline's, outside the timed windows; the
+    seconds each took (what autovacuum would have spent meanwhile)."""
+    took = {}
+    for name, url in (("hitl", db_url), ("langgraph", lg_url)):
+        t0 = time.perf_counter()
+        await pg.vacuum(url)
+        took[name] = round(time.perf_counter() - t0, 3)
+    return took
 
 
 async def langgraph_round(

@@ -214,6 +214,8 @@ class InterruptService:
         }
         scope = tenant_scope(f"POST /threads/{thread_id}/resume", self.tenant)
         ikey = IdempotencyKey.build(scope, idempotency_key, request)
+        if here is not None:
+            await here.secure_slot()
         if values is None and ikey is None and here is not None and here.slot is not None:
             # A waiting request with a slot here: answer and claimed run in one round trip.
             answered = await resume_alone(
@@ -297,6 +299,8 @@ class InterruptService:
         here: RunHere | None = None,
     ) -> Outcome[Thread]:
         """Answer one interrupt by its id (same rules as a thread resume)."""
+        if here is not None:
+            await here.secure_slot()
         request = {"value": value, "answered_by": answered_by}
         ikey = IdempotencyKey.build(
             tenant_scope(f"POST /interrupts/{interrupt_id}/resume", self.tenant),

@@ -73,6 +73,14 @@ class LocalRunner(Protocol):
         """A free slot, or None (all busy, stopping, or not on PostgreSQL)."""
         ...
 
+    async def reserve_when_free(self, seconds: float) -> RunSlot | None:
+        """`reserve`, waiting up to ``seconds`` for a slot to free."""
+        ...
+
+
+#: How long a waiting request waits for a slot here before its run goes to the queue.
+SLOT_WAIT_SECONDS = 0.05
+
 
 class RunHere:
     """A request's intent to run its run in this process: the slot, then the claimed run.
@@ -81,14 +89,25 @@ class RunHere:
     (the run was already queued, the transaction failed, the request was a replay) goes back.
     """
 
-    def __init__(self, slot: RunSlot | None) -> None:
+    def __init__(self, slot: RunSlot | None, runner: LocalRunner | None = None) -> None:
         self.slot = slot
         self.claimed: ClaimedRun | None = None
+        #: Asked for a slot but none was free yet: `secure_slot` may still get one.
+        self._runner = runner if slot is None else None
 
     @classmethod
     def reserve(cls, runner: LocalRunner | None, wait: bool) -> RunHere:
         """A slot of ``runner`` when the request waits and one is free; else an empty intent."""
-        return cls(runner.reserve() if wait and runner is not None else None)
+        if not wait or runner is None:
+            return cls(None)
+        return cls(runner.reserve(), runner)
+
+    async def secure_slot(self) -> None:
+        """No slot was free when the request came: wait for one briefly, before anything is
+        written (`SLOT_WAIT_SECONDS`); without one the run goes to the queue as usual."""
+        runner, self._runner = self._runner, None
+        if runner is not None and self.slot is None:
+            self.slot = await runner.reserve_when_free(SLOT_WAIT_SECONDS)
 
     async def enqueue(self, conn: AsyncConnection, queue: ClaimingQueue, thread_id: str) -> Any:
         """Queue ``thread_id``'s run claimed by this slot's worker, inside ``conn``'s transaction;

@@ -178,6 +178,8 @@ class ThreadService:
         ``here``: the run is claimed for this process's worker (`settle` then executes it).
         """
         self.registry.get(graph)  # unknown graph: 404 before anything is written
+        if here is not None:
+            await here.secure_slot()
         request = {
             "graph": graph,
             "input": input,

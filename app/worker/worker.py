@@ -104,6 +104,8 @@ class Worker:
         #: 1 while the claim loop's claim is in flight: the run it may return needs a slot.
         self._claiming = 0
         self._slot_freed = asyncio.Event()
+        #: Set whenever a slot may have freed, for requests in `reserve_when_free`.
+        self._freed_for_requests = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -169,9 +171,30 @@ class Worker:
         self._reserved += 1
         return _Slot(self)
 
+    async def reserve_when_free(self, seconds: float) -> _Slot | None:
+        """`reserve`, waiting up to ``seconds`` for a slot to free.
+
+        Under load runs end every few milliseconds, and a request that waits for its run
+        anyway costs far less run here than queued: the queue's way (enqueue, NOTIFY, claim,
+        settle watch) is several more round trips, and while that run holds a slot the next
+        request finds none either, so with as many clients as slots the detour fed itself.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            slot = self.reserve()
+            if slot is not None or self._stopping or self._loop is None or self.queue.sqlite:
+                return slot
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            self._freed_for_requests.clear()  # no await since `reserve`: nothing freed meanwhile
+            await _wait(self._freed_for_requests, remaining)
+
     def _unreserve(self) -> None:
         self._reserved -= 1
         self._slot_freed.set()
+        self._freed_for_requests.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -320,6 +343,7 @@ class Worker:
                 continue
             finally:
                 self._claiming = 0
+                self._freed_for_requests.set()
             if failures:
                 logger.info("worker %s: database reachable again", self.worker_id)
                 failures = 0
@@ -371,6 +395,7 @@ class Worker:
         finally:
             self._running.pop(run.id, None)
             self._slot_freed.set()
+            self._freed_for_requests.set()
             if not self.listen:
                 # A slot is free: claim again without waiting for a poll. A listening worker
                 # needs no nudge (a loop at capacity claims on ``_slot_freed``, and NOTIFY

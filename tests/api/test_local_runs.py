@@ -21,6 +21,7 @@ from app.graphs.registry import GraphRegistry
 from app.graphs.review import graph as review_graph
 from app.queue import ClaimedRun
 from app.services import interrupts as interrupt_service
+from app.services.local_runs import SLOT_WAIT_SECONDS
 from tests.api.conftest import make_settings
 from tests.api.graphs import AgentState, test_graphs
 
@@ -144,6 +145,24 @@ async def test_without_a_free_slot_the_request_waits_for_the_queue(
     assert response.json()["status"] == "interrupted", response.text
     assert [run.thread_id for run in claimed] == [response.json()["thread_id"]]
     assert await _runs(pg_app, response.json()["thread_id"]) == []
+
+
+async def test_a_slot_freed_within_moments_still_runs_the_request_here(
+    pg_app: FastAPI, pg_client: httpx.AsyncClient, claimed: list[ClaimedRun]
+) -> None:
+    """The only slot is busy when the request comes and frees a moment later: the request
+    waits for it (`SLOT_WAIT_SECONDS`) and runs its run itself; nothing goes to the queue."""
+    worker = pg_app.state.services.worker
+    held = await _reserve(worker)  # concurrency 1: the only slot
+    loop = asyncio.get_running_loop()
+    loop.call_later(SLOT_WAIT_SECONDS / 5, held.release)
+
+    response = await pg_client.post("/threads", params={"wait": "true"}, json={"graph": "approval"})
+
+    assert response.json()["status"] == "interrupted", response.text
+    assert claimed == []  # the worker's claim loop never took it: no queue, no claim
+    assert await _runs(pg_app, response.json()["thread_id"]) == []
+    assert worker._reserved == 0
 
 
 async def test_a_replayed_start_does_not_run_again(
