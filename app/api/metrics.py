@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,9 +59,22 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        #: (method, route template, status) -> its counter and histogram children: `labels`
+        #: validates and locks on every call, and the label sets are few (route templates).
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            if len(self._request_children) < 1000:  # odd methods and statuses stay uncached
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     @contextmanager
     def count_resume(self) -> Iterator[None]:

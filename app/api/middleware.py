@@ -7,9 +7,9 @@ oversized body is refused before any of it reaches a route (413, nothing changed
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +21,7 @@ from app.api.problems import handle_unexpected, problem
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -40,8 +41,12 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        incoming = ""
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_KEY:
+                incoming = value.decode("latin-1")
+                break
+        request_id = incoming if _SAFE_ID.match(incoming) else os.urandom(16).hex()
         token = set_request_id(request_id)
         started = time.perf_counter()
         status = 500
