@@ -26,7 +26,9 @@ from sqlalchemy.sql.selectable import TextualSelect
 from app.db.tables import JSON, UtcDateTime
 
 __all__ = [
+    "CLAIMED_RUN_VALUES",
     "FINISHED_RUN_CTES",
+    "INSERT_CLAIMED_RUN",
     "NOTIFY_CHANNEL",
     "PG_CLAIM",
     "PG_ENQUEUE",
@@ -53,6 +55,15 @@ __all__ = [
 
 #: The LISTEN/NOTIFY channel that wakes idle workers when a run is queued.
 NOTIFY_CHANNEL = "hitl_runs"
+
+#: A run inserted already claimed by ``:worker_id``, its lease ``:lease_seconds`` on the
+#: database clock: ``{INSERT_CLAIMED_RUN} SELECT <thread id>, {CLAIMED_RUN_VALUES} ...``.
+INSERT_CLAIMED_RUN = (
+    "INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at, lease_expires_at)"
+)
+CLAIMED_RUN_VALUES = (
+    "'running', false, 0, :worker_id, now(), now() + make_interval(secs => :lease_seconds)"
+)
 
 # The database clock on SQLite, in the format the schema's server defaults use.
 _SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
@@ -175,10 +186,8 @@ PG_ENQUEUE_CLAIMED = _json_columns(
     sa.text(
         f"""
         WITH claimed AS (
-            INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at,
-                              lease_expires_at)
-            VALUES (:thread_id, 'running', false, 0, :worker_id, now(),
-                    now() + make_interval(secs => :lease_seconds))
+            {INSERT_CLAIMED_RUN}
+            VALUES (:thread_id, {CLAIMED_RUN_VALUES})
             ON CONFLICT (thread_id) WHERE status IN ('queued', 'running') DO NOTHING
             RETURNING id, thread_id, attempts
         )
@@ -193,7 +202,7 @@ PG_ENQUEUE_CLAIMED = _json_columns(
 #: id is taken (the caller then goes the usual way, which knows what to answer).
 PG_INSERT_THREAD_CLAIMED = (
     sa.text(
-        """
+        f"""
     WITH t AS (
         INSERT INTO threads (thread_id, tenant, graph, status, input, next, metadata, webhook)
         VALUES (:thread_id, :tenant, :graph, 'running', :input, :next, :metadata, :webhook)
@@ -202,10 +211,8 @@ PG_INSERT_THREAD_CLAIMED = (
             threads.next, threads.metadata AS metadata_, threads.error, threads.created_at,
             threads.updated_at
     ), r AS (
-        INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at,
-                          lease_expires_at)
-        SELECT thread_id, 'running', false, 0, :worker_id, now(),
-            now() + make_interval(secs => :lease_seconds)
+        {INSERT_CLAIMED_RUN}
+        SELECT thread_id, {CLAIMED_RUN_VALUES}
         FROM t
         RETURNING id, attempts
     )

@@ -33,6 +33,7 @@ from app.db.driver import fetch_alone
 from app.db.errors import wrap_db_errors
 from app.db.tables import JSON
 from app.queue import ClaimedRun, RunId, WorkerId
+from app.queue.sql import CLAIMED_RUN_VALUES, INSERT_CLAIMED_RUN
 from app.services.events import PG_EVENTS_AFTER_INSERT, EventLog, EventType
 from app.services.local_runs import RunHere
 from app.services.run_saver import PrefetchedHead
@@ -73,10 +74,8 @@ PG_RESUME_ALONE = (
             AND (SELECT schema FROM pending LIMIT 1) IS NULL
         RETURNING id, thread_id, tenant, graph, node, value, schema, expires_at, answer
     ), claimed AS (
-        INSERT INTO runs (thread_id, status, rerun, attempts, worker_id, started_at,
-                          lease_expires_at)
-        SELECT thread_id, 'running', false, 0, :worker_id, now(),
-            now() + make_interval(secs => :lease_seconds)
+        {INSERT_CLAIMED_RUN}
+        SELECT thread_id, {CLAIMED_RUN_VALUES}
         FROM won
         ON CONFLICT (thread_id) WHERE status IN ('queued', 'running')
             DO UPDATE SET rerun = (runs.status = 'running')

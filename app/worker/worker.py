@@ -193,6 +193,10 @@ class Worker:
 
     def _unreserve(self) -> None:
         self._reserved -= 1
+        self._slot_released()
+
+    def _slot_released(self) -> None:
+        """A slot may be free: wake the claim loop at capacity and requests waiting for one."""
         self._slot_freed.set()
         self._freed_for_requests.set()
 
@@ -343,7 +347,7 @@ class Worker:
                 continue
             finally:
                 self._claiming = 0
-                self._freed_for_requests.set()
+                self._slot_released()
             if failures:
                 logger.info("worker %s: database reachable again", self.worker_id)
                 failures = 0
@@ -394,8 +398,7 @@ class Worker:
             logger.exception("run %s of thread %s: unexpected error", run.id, run.thread_id)
         finally:
             self._running.pop(run.id, None)
-            self._slot_freed.set()
-            self._freed_for_requests.set()
+            self._slot_released()
             if not self.listen:
                 # A slot is free: claim again without waiting for a poll. A listening worker
                 # needs no nudge (a loop at capacity claims on ``_slot_freed``, and NOTIFY
