@@ -117,6 +117,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
             await streams.stop_broadcaster(app)
+            if services.threads.settle_watch is not None:
+                await services.threads.settle_watch.close()
             await services.engine.dispose()
 
     app = FastAPI(

@@ -26,6 +26,7 @@ from app.db.listen import PgListener
 from app.errors import UnavailableError
 from app.queue.listener import asyncpg_dsn
 from app.services.event_feed import latest_cursor, read_events
+from app.services.event_interest import ListenerLease
 from app.services.events import EVENTS_CHANNEL, EventCursor, StoredEvent
 
 __all__ = ["EventBroadcaster", "Subscription"]
@@ -73,6 +74,7 @@ class EventBroadcaster:
         max_hold_seconds: float = 5.0,
         queue_size: int = 1000,
         listen: bool = True,
+        linger_seconds: float = 60.0,
     ) -> None:
         self.engine = engine
         self.pg = engine.dialect.name == "postgresql"
@@ -90,6 +92,10 @@ class EventBroadcaster:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: PgListener | None = None
+        #: While subscribers exist (and `linger_seconds` after), writers notify (`event_interest`).
+        self._lease = ListenerLease(engine, "event-stream", self.wake) if self.listen else None
+        self.linger_seconds = linger_seconds
+        self._idle_since: float | None = None
 
     @property
     def subscribers(self) -> int:
@@ -100,6 +106,8 @@ class EventBroadcaster:
     ) -> Subscription:
         """A queue of live events from now on (the caller replays what came before)."""
         self._start()
+        if self._lease is not None:
+            self._lease.hold()
         async with self._lock:
             if not self._subscribers:  # idle until now: the cursor is stale, start from now
                 async with self.engine.connect() as conn:
@@ -126,6 +134,8 @@ class EventBroadcaster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._subscribers.clear()
+        if self._lease is not None:
+            await self._lease.close()
 
     async def _run(self) -> None:
         listener_task: asyncio.Task[None] | None = None
@@ -145,7 +155,9 @@ class EventBroadcaster:
                 self._wake.clear()
                 if not self._subscribers:
                     delay = self.poll_seconds
+                    self._release_when_idle()
                     continue
+                self._idle_since = None
                 try:
                     held = await self._pump()
                 except UnavailableError as exc:
@@ -187,6 +199,17 @@ class EventBroadcaster:
                 self._held = None
                 if len(batch.events) < _PAGE:
                     return False
+
+    def _release_when_idle(self) -> None:
+        """No subscriber for `linger_seconds`: writers need not notify for this process."""
+        if self._lease is None or not self._lease.held:
+            return
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        elif now - self._idle_since >= self.linger_seconds:
+            self._lease.release()
+            self._idle_since = None
 
     def _targets(self) -> Iterator[Subscription]:
         yield from list(self._subscribers)

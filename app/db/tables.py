@@ -401,3 +401,20 @@ class WebhookDeliveryRow(Base):
         # GET /webhooks/deliveries?status=dead, newest first.
         sa.Index("ix_webhook_deliveries_status", "status", "id"),
     )
+
+
+class EventListenerRow(Base):
+    """A process that wants ``NOTIFY hitl_events`` for every event, while ``expires_at`` lies ahead.
+
+    Writers of events send the notification only when the events created webhook deliveries or
+    some listener here is live: with no ``?wait=true`` waiting on a queued run and no event
+    stream open, the notification (a database-wide lock held through the commit, a wake-up of
+    every listening connection) would go unheard. A process refreshes its row from the database
+    clock while it listens and deletes it when it stops (`app.services.event_interest`).
+    """
+
+    __tablename__ = "event_listeners"
+
+    listener_id: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    purpose: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)

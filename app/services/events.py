@@ -347,7 +347,11 @@ def thread_cancelled(
 
 #: The CTEs of `PG_RECORD` after its rows are chosen: for a statement that defines
 #: ``new_events`` (id, thread_id of the events it inserted) and takes ``:global_url``.
-#: ``notified`` sends the notification (0 rows when no event was recorded).
+#: ``notified`` sends the notification (0 rows when it is not sent): only when an event was
+#: recorded and it created webhook deliveries (for the dispatchers) or some process listens for
+#: every event (a live ``event_listeners`` row: a settle watch, an event stream; see
+#: `app.services.event_interest`). Otherwise nobody would hear it, and PostgreSQL would still
+#: serialise the commit on its notification lock and wake every listening connection.
 PG_EVENTS_AFTER_INSERT = """
     targets AS (
         SELECT id, CAST(:global_url AS text) AS url FROM new_events
@@ -368,7 +372,11 @@ PG_EVENTS_AFTER_INSERT = """
         SELECT pg_notify(
             'hitl_events',
             CAST(max(id) AS text) || ' ' || CAST((SELECT count(*) FROM deliveries) AS text)
-        ) FROM new_events HAVING count(*) > 0
+        ) FROM new_events
+        HAVING count(*) > 0 AND (
+            (SELECT count(*) FROM deliveries) > 0
+            OR EXISTS (SELECT FROM event_listeners WHERE expires_at > now())
+        )
     )
 """
 

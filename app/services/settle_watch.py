@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.listen import PgListener
 from app.db.tables import RunRow, ThreadRow
 from app.queue.listener import asyncpg_dsn
+from app.services.event_interest import ListenerLease
 from app.services.events import EVENTS_CHANNEL
 from app.services.thread_rows import THREAD_COLUMNS, load_threads
 from app.services.transactions import read_tx
@@ -91,11 +92,15 @@ class SettleWatch:
         self._look_task: asyncio.Task[None] | None = None
         self._look_again = False
         self._idle: asyncio.TimerHandle | None = None
+        #: Writers notify only while some process says it listens (`event_interest`).
+        self._lease = ListenerLease(engine, "settle-watch", lambda: self._notified(None))
         sa.event.listen(engine.sync_engine, "engine_disposed", self._on_disposed)
 
     @property
     def listening(self) -> bool:
-        return self._listener is not None and self._listener.listening.is_set()
+        return (
+            self._listener is not None and self._listener.listening.is_set() and self._lease.ready
+        )
 
     @contextlib.contextmanager
     def watch(self, thread_id: str, tenant: str | None = None) -> Iterator[Watch]:
@@ -125,6 +130,7 @@ class SettleWatch:
             self._listen_task = asyncio.create_task(
                 self._listener.run(), name="hitl-settle-watch-listen"
             )
+        self._lease.hold()
 
     def _schedule_idle_stop(self) -> None:
         if self._idle is None:
@@ -136,8 +142,9 @@ class SettleWatch:
         if not self._watches:
             self.stop()
 
-    def stop(self) -> None:
+    def stop(self, *, disposed: bool = False) -> None:
         """Stop listening (the next wait starts again)."""
+        self._lease.release(delete=not disposed)
         for task in (self._listen_task, self._look_task):
             if task is not None:
                 task.cancel()
@@ -147,8 +154,13 @@ class SettleWatch:
             self._idle.cancel()
             self._idle = None
 
-    def _on_disposed(self, _engine: Any) -> None:
+    async def close(self) -> None:
+        """Stop, and take this process's listener row away before the engine is disposed."""
         self.stop()
+        await self._lease.close()
+
+    def _on_disposed(self, _engine: Any) -> None:
+        self.stop(disposed=True)
 
     def _notified(self, _payload: str | None) -> None:
         """Something was recorded (or the connection is new): look, once per burst."""

@@ -140,3 +140,92 @@ async def test_the_watch_listens_only_while_needed(pg_engine: AsyncEngine) -> No
         assert watch._listen_task is None
         await asyncio.sleep(0.05)
         assert task.cancelled() or task.done()
+
+
+async def _listener_rows(engine: AsyncEngine) -> list[tuple[str, bool]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text("SELECT purpose, expires_at > now() FROM event_listeners ORDER BY purpose")
+        )
+        return [(purpose, bool(live)) for purpose, live in rows]
+
+
+async def test_a_wait_on_a_run_executed_elsewhere_wakes_on_the_notification(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker in the serving process: every run is queued and settled by another worker,
+    and only the settle notification (sent because the watch says it listens) wakes the wait."""
+    from app.worker import Worker
+
+    monkeypatch.setattr(waiting, "POLL_WITH_SIGNAL", (30.0, 1.0, 30.0))
+    monkeypatch.setattr(waiting, "POLL_WITH_FEED", (30.0, 1.0, 30.0))
+    settings = make_settings(pg_url, wait_max_seconds=60.0, poll_seconds=30.0)
+    app: FastAPI = create_app(settings, embedded_worker=False, registry=make_registry())
+    async with app.router.lifespan_context(app):
+        engine = app.state.services.engine
+        worker = Worker.from_settings(engine, make_registry(), settings)
+        working = asyncio.create_task(worker.run())
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://hitl.test"
+            ) as client:
+                for _ in range(3):
+                    began = time.monotonic()
+                    started = await client.post(
+                        "/threads", params={"wait": "true"}, json={"graph": "approval"}
+                    )
+                    assert started.json()["status"] == "interrupted", started.text
+                    tid = started.json()["thread_id"]
+                    resumed = await client.post(
+                        f"/threads/{tid}/resume", params={"wait": "true"}, json={"value": "y"}
+                    )
+                    assert resumed.json()["status"] == "completed", resumed.text
+                    assert time.monotonic() - began < PROMPT
+            assert await _listener_rows(engine) == [("settle-watch", True)]
+        finally:
+            worker.stop()
+            await working
+    engine = create_engine(pg_url)
+    try:
+        assert await _listener_rows(engine) == []  # shutdown took the row away
+    finally:
+        await engine.dispose()
+
+
+async def test_runs_settled_here_send_no_notification(pg_url: str) -> None:
+    """With nobody listening for events (no stream, no wait on a queued run) and no webhook,
+    a whole cycle records its events and notifies nobody."""
+    import asyncpg
+
+    app: FastAPI = create_app(make_settings(pg_url), embedded_worker=True, registry=make_registry())
+    heard: list[str] = []
+    listener = await asyncpg.connect(pg_url)
+    try:
+        await listener.add_listener("hitl_events", lambda *args: heard.append(args[-1]))
+        async with app.router.lifespan_context(app):
+            # Let the embedded worker's task start (a real server takes longer than this to
+            # accept its first request); before that a request's run goes to the queue.
+            await asyncio.sleep(0.05)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://hitl.test"
+            ) as client:
+                started = await client.post(
+                    "/threads", params={"wait": "true"}, json={"graph": "approval"}
+                )
+                tid = started.json()["thread_id"]
+                resumed = await client.post(
+                    f"/threads/{tid}/resume", params={"wait": "true"}, json={"value": "y"}
+                )
+                assert resumed.json()["status"] == "completed", resumed.text
+            async with app.state.services.engine.connect() as conn:
+                recorded = await conn.execute(
+                    sa.text("SELECT count(*) FROM events WHERE thread_id = :t"), {"t": tid}
+                )
+                assert recorded.scalar() >= 3  # recorded all the same
+                assert await _listener_rows(app.state.services.engine) == []
+        await asyncio.sleep(0.2)
+        assert heard == []
+    finally:
+        await listener.close()

@@ -185,20 +185,34 @@ async def test_postgres_notifies_at_commit_with_the_number_of_deliveries(pg_url:
     engine = create_engine(pg_url)
     listener = await asyncpg.connect(pg_url)
     got: asyncio.Queue[str] = asyncio.Queue()
+    hold = sa.text(
+        "INSERT INTO event_listeners (listener_id, purpose, expires_at) "
+        "VALUES (:id, 'test', now() + make_interval(secs => :ttl))"
+    )
     try:
         await listener.add_listener(EVENTS_CHANNEL, lambda *args: got.put_nowait(args[-1]))
         await add_thread(engine, "t1")
+        # Nobody says it listens (an expired row does not count) and no delivery: no NOTIFY.
+        async with engine.begin() as conn:
+            await conn.execute(hold, {"id": "gone", "ttl": -1})
+        async with engine.begin() as conn:
+            await record_events(conn, [event("t1")], global_webhook_url=None)
+        # Deliveries were created: the dispatchers are told, whoever else listens.
+        async with engine.begin() as conn:
+            await record_events(conn, [event("t1"), event("t1")], global_webhook_url="http://x/")
+        loud = await asyncio.wait_for(got.get(), 5)
+        assert loud.endswith(" 2") and notify_has_deliveries(loud)
+        # A live listener row: every event is notified, at commit.
+        async with engine.begin() as conn:
+            await conn.execute(hold, {"id": "live", "ttl": 30})
         async with engine.begin() as conn:
             await record_events(conn, [event("t1")], global_webhook_url=None)
             await asyncio.sleep(0.1)
             assert got.empty()  # nothing before the commit
         quiet = await asyncio.wait_for(got.get(), 5)
-        async with engine.begin() as conn:
-            await record_events(conn, [event("t1"), event("t1")], global_webhook_url="http://x/")
-        loud = await asyncio.wait_for(got.get(), 5)
         assert quiet.endswith(" 0") and not notify_has_deliveries(quiet)
-        assert loud.endswith(" 2") and notify_has_deliveries(loud)
-        assert int(loud.split()[0]) > int(quiet.split()[0])
+        assert int(quiet.split()[0]) > int(loud.split()[0]) > 0
+        assert got.empty()  # the first event, heard by nobody, sent nothing
         assert notify_has_deliveries(None)  # a reconnect: look anyway
     finally:
         await listener.close()

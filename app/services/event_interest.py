@@ -1,0 +1,136 @@
+"""A process's claim that it listens for every event, so writers send ``NOTIFY hitl_events``.
+
+Writers of events notify only when the events created webhook deliveries or a row of
+``event_listeners`` is live (`app.services.events`): a notification nobody hears still takes a
+database-wide lock through the commit and wakes every listening connection of the database.
+The settle watch (a ``?wait=true`` on a run executed elsewhere) and the event broadcaster (an
+open stream) each hold a `ListenerLease` while they need notifications.
+
+A writer whose statement began before the lease's row was committed does not see it and may
+commit after the holder's first look: the holder is told to look again once the row is in and
+again `RECHECK_SECONDS` later, longer than any single event-writing statement takes; after that
+every writer sees the row. Until the row is in, `ready` is false and waiters poll as without a feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.services.transactions import write_tx
+
+__all__ = ["RECHECK_SECONDS", "ListenerLease"]
+
+logger = logging.getLogger(__name__)
+
+#: After the row is in, the holder looks once more this much later (see the module docstring).
+RECHECK_SECONDS = 0.5
+
+#: Insert or extend this listener's row, from the database clock.
+_HOLD = sa.text(
+    """
+    INSERT INTO event_listeners (listener_id, purpose, expires_at)
+    VALUES (:listener_id, :purpose, now() + make_interval(secs => :ttl))
+    ON CONFLICT (listener_id) DO UPDATE SET expires_at = excluded.expires_at
+    """
+)
+#: Rows of listeners that died without deleting theirs (kept small for the writers' check).
+_FORGET_EXPIRED = sa.text(
+    "DELETE FROM event_listeners WHERE expires_at < now() - interval '1 minute'"
+)
+_DROP = sa.text("DELETE FROM event_listeners WHERE listener_id = :listener_id")
+
+
+class ListenerLease:
+    """This listener's row in ``event_listeners``, kept alive while held (PostgreSQL only)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        purpose: str,
+        on_ready: Callable[[], None],
+        *,
+        ttl_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.purpose = purpose
+        self.on_ready = on_ready
+        self.ttl_seconds = ttl_seconds
+        self.listener_id = f"{purpose}-{uuid.uuid4().hex}"
+        self._task: asyncio.Task[None] | None = None
+        self._ready = False
+        self._delete_on_stop = True
+
+    @property
+    def ready(self) -> bool:
+        """Whether writers see the row (so they notify)."""
+        return self._ready
+
+    @property
+    def held(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def hold(self) -> None:
+        """Keep the row alive from now on (idempotent)."""
+        if not self.held:
+            self._task = asyncio.create_task(self._keep(), name=f"hitl-{self.purpose}-lease")
+
+    def release(self, *, delete: bool = True) -> None:
+        """Stop refreshing and delete the row (in the background; it expires anyway).
+
+        ``delete=False`` when the engine is being disposed: the row then simply expires.
+        """
+        task, self._task = self._task, None
+        self._delete_on_stop = delete
+        if task is not None:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Release and wait until the row is deleted (shutdown, before the engine goes)."""
+        task = self._task
+        self.release()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep(self) -> None:
+        params = {"listener_id": self.listener_id, "purpose": self.purpose, "ttl": self.ttl_seconds}
+        backoff = 0.2
+        try:
+            while True:
+                try:
+                    async with write_tx(self.engine) as conn:
+                        await conn.execute(_HOLD, params)
+                        if not self._ready:
+                            await conn.execute(_FORGET_EXPIRED)
+                except Exception as exc:  # the database is away: writers stop seeing the row
+                    self._ready = False
+                    logger.warning("event listener lease: %s: %s", type(exc).__name__, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.ttl_seconds / 3)
+                    continue
+                backoff = 0.2
+                if not self._ready:
+                    self._ready = True
+                    self.on_ready()
+                    asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._recheck)
+                await asyncio.sleep(self.ttl_seconds / 3)
+        finally:
+            self._ready = False
+            if self._delete_on_stop:
+                await self._drop()
+
+    async def _drop(self) -> None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            async with asyncio.timeout(2), write_tx(self.engine) as conn:
+                await conn.execute(_DROP, {"listener_id": self.listener_id})
+
+    def _recheck(self) -> None:
+        if self._ready:
+            self.on_ready()
