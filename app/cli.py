@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.api.app import EMBEDDED_WORKER_ENV, create_app
+    from app.api.http_protocol import HTTP_PROTOCOL
     from app.db.migrate import upgrade
 
     if settings.async_database_url.startswith("sqlite"):
@@ -47,10 +48,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             log_level=log_level,
+            http=HTTP_PROTOCOL,
         )
     else:
         app = create_app(settings, embedded_worker=not args.no_worker, freeze_heap=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, http=HTTP_PROTOCOL)
     return 0
 
 
