@@ -16,8 +16,11 @@ TEST_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres):
 
     python3 bench/service.py [--quick] [--threads 100000] [--seconds 10] [--repeat 3]
                              [--only storage|rates|lists ...] [--client lean|aiohttp]
+                             [--serve-workers N]
 
-The load generator runs on the same cores as the server: the cycles use `bench/lean_http.py`
+`hitl serve` runs with ``--workers`` one per core (--serve-workers), as docs/operations.md
+advises on PostgreSQL: each process has its embedded worker. The load generator runs on the same
+cores as the server: the cycles use `bench/lean_http.py`
 by default (--client aiohttp for aiohttp), and each 16-client round reports the CPU per cycle
 of the serving process and of the load generator.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import sys
@@ -208,6 +212,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "threads",
                 "paused",
                 "worker_concurrency",
+                "serve_workers",
+                "serve_arg",
                 "client",
             )
         },
@@ -234,7 +240,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log = Path(tempfile.gettempdir()) / f"hitl-bench-serve-{int(time.time())}.log"
         try:
             await asyncio.to_thread(server.migrate, db_url, env)
-            with server.serve(db_url, env, args.serve_arg or [], log) as srv:
+            serve_args = ["--workers", str(args.serve_workers), *(args.serve_arg or [])]
+            with server.serve(db_url, env, serve_args, log) as srv:
                 hitl["server_log"] = str(log)
                 hitl["rss_mb_started"] = srv.rss_mb()
                 if "storage" in only:
@@ -343,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paused", type=int, default=2000, help="paused threads for storage")
     parser.add_argument("--list-requests", type=int, default=200)
     parser.add_argument("--worker-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--serve-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`hitl serve --workers`: server processes, each with its embedded worker "
+        "(default: one per core, as docs/operations.md advises on PostgreSQL)",
+    )
     parser.add_argument("--serve-arg", action="append", help="extra `hitl serve` argument")
     parser.add_argument("--admin-url", default=pg.admin_url())
     parser.add_argument("--only", action="append", choices=PHASES, help="run only these phases")
