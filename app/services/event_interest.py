@@ -47,6 +47,19 @@ _FORGET_EXPIRED = sa.text(
 _DROP = sa.text("DELETE FROM event_listeners WHERE listener_id = :listener_id")
 
 
+class _Hold:
+    """One stretch of holding: its own row id, so a row deleted late by the stretch before
+    (a release followed at once by a hold) is never the current one."""
+
+    __slots__ = ("delete", "listener_id", "ready", "task")
+
+    def __init__(self, purpose: str) -> None:
+        self.listener_id = f"{purpose}-{uuid.uuid4().hex}"
+        self.ready = False
+        self.delete = True
+        self.task: asyncio.Task[None] | None = None
+
+
 class ListenerLease:
     """This listener's row in ``event_listeners``, kept alive while held (PostgreSQL only)."""
 
@@ -62,75 +75,79 @@ class ListenerLease:
         self.purpose = purpose
         self.on_ready = on_ready
         self.ttl_seconds = ttl_seconds
-        self.listener_id = f"{purpose}-{uuid.uuid4().hex}"
-        self._task: asyncio.Task[None] | None = None
-        self._ready = False
-        self._delete_on_stop = True
+        self._hold: _Hold | None = None
+
+    @property
+    def listener_id(self) -> str | None:
+        """The current row's id (None while not held)."""
+        return self._hold.listener_id if self._hold is not None else None
 
     @property
     def ready(self) -> bool:
         """Whether writers see the row (so they notify)."""
-        return self._ready
+        return self._hold is not None and self._hold.ready
 
     @property
     def held(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._hold is not None
 
     def hold(self) -> None:
-        """Keep the row alive from now on (idempotent)."""
-        if not self.held:
-            self._task = asyncio.create_task(self._keep(), name=f"hitl-{self.purpose}-lease")
+        """Keep a row alive from now on (idempotent)."""
+        if self._hold is None:
+            hold = self._hold = _Hold(self.purpose)
+            hold.task = asyncio.create_task(self._keep(hold), name=f"hitl-{self.purpose}-lease")
 
     def release(self, *, delete: bool = True) -> None:
         """Stop refreshing and delete the row (in the background; it expires anyway).
 
         ``delete=False`` when the engine is being disposed: the row then simply expires.
         """
-        task, self._task = self._task, None
-        self._delete_on_stop = delete
-        if task is not None:
-            task.cancel()
+        hold, self._hold = self._hold, None
+        if hold is not None and hold.task is not None:
+            hold.delete = delete
+            hold.task.cancel()
 
     async def close(self) -> None:
         """Release and wait until the row is deleted (shutdown, before the engine goes)."""
-        task = self._task
+        task = self._hold.task if self._hold is not None else None
         self.release()
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _keep(self) -> None:
-        params = {"listener_id": self.listener_id, "purpose": self.purpose, "ttl": self.ttl_seconds}
+    async def _keep(self, hold: _Hold) -> None:
+        params = {"listener_id": hold.listener_id, "purpose": self.purpose, "ttl": self.ttl_seconds}
         backoff = 0.2
         try:
             while True:
                 try:
                     async with write_tx(self.engine) as conn:
                         await conn.execute(_HOLD, params)
-                        if not self._ready:
+                        if not hold.ready:
                             await conn.execute(_FORGET_EXPIRED)
                 except Exception as exc:  # the database is away: writers stop seeing the row
-                    self._ready = False
+                    hold.ready = False
                     logger.warning("event listener lease: %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.ttl_seconds / 3)
                     continue
                 backoff = 0.2
-                if not self._ready:
-                    self._ready = True
+                if not hold.ready:
+                    hold.ready = True
                     self.on_ready()
-                    asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._recheck)
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(RECHECK_SECONDS, self._recheck, hold)
                 await asyncio.sleep(self.ttl_seconds / 3)
         finally:
-            self._ready = False
-            if self._delete_on_stop:
-                await self._drop()
+            hold.ready = False
+            if hold.delete:
+                await self._drop(hold.listener_id)
 
-    async def _drop(self) -> None:
+    async def _drop(self, listener_id: str) -> None:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             async with asyncio.timeout(2), write_tx(self.engine) as conn:
-                await conn.execute(_DROP, {"listener_id": self.listener_id})
+                await conn.execute(_DROP, {"listener_id": listener_id})
 
-    def _recheck(self) -> None:
-        if self._ready:
+    def _recheck(self, hold: _Hold) -> None:
+        if hold.ready:
             self.on_ready()

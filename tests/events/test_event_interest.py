@@ -71,6 +71,23 @@ async def test_a_lease_keeps_its_row_while_held_and_deletes_it_when_closed(
     assert await rows(pg_engine) == {}
 
 
+async def test_holding_again_at_once_keeps_a_row(pg_engine: AsyncEngine) -> None:
+    """The stretch released deletes its own row late; the new stretch's row stays."""
+    lease = ListenerLease(pg_engine, "test", lambda: None)
+    lease.hold()
+    await until(lambda: lease.ready)
+    first = lease.listener_id
+    lease.release()
+    lease.hold()
+    await until(lambda: lease.ready)
+    second = lease.listener_id
+    assert second != first
+    await asyncio.sleep(0.3)  # the first stretch's delete has run by now
+    assert list(await rows(pg_engine)) == [second]
+    await lease.close()
+    assert await rows(pg_engine) == {}
+
+
 async def test_a_lease_clears_rows_its_dead_predecessors_left(pg_engine: AsyncEngine) -> None:
     async with pg_engine.begin() as conn:
         await conn.execute(
