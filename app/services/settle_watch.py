@@ -156,8 +156,8 @@ class SettleWatch:
 
     async def close(self) -> None:
         """Stop, and take this process's listener row away before the engine is disposed."""
+        await self._lease.close()  # first: `stop` would only start the row's deletion
         self.stop()
-        await self._lease.close()
 
     def _on_disposed(self, _engine: Any) -> None:
         self.stop(disposed=True)

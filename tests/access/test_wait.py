@@ -229,3 +229,18 @@ async def test_runs_settled_here_send_no_notification(pg_url: str) -> None:
         assert heard == []
     finally:
         await listener.close()
+
+
+async def test_closing_the_watch_deletes_its_listener_row_before_returning(
+    pg_engine: AsyncEngine,
+) -> None:
+    watch = SettleWatch(pg_engine)
+    with watch.watch("some-thread"):
+        for _ in range(500):
+            if watch.listening:
+                break
+            await asyncio.sleep(0.01)
+        assert await _listener_rows(pg_engine) == [("settle-watch", True)]
+    await watch.close()  # the application shuts down: no await may come between this and dispose
+    assert await _listener_rows(pg_engine) == []
+    assert not watch.listening
