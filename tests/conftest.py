@@ -157,3 +157,15 @@ async def db_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
+    """An AsyncEngine on a fresh PostgreSQL database, disposed after the test."""
+    from app.db.engine import create_engine
+
+    engine = create_engine(pg_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.engine import create_engine
 from app.queue import RunQueue
 from app.services.interrupts import InterruptService
 from app.services.threads import ThreadService
 from tests.api.conftest import make_registry
-
-
-@pytest.fixture
-async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(pg_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def plan_of(engine: AsyncEngine, call: Callable[[], Awaitable[Any]]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,15 +23,6 @@ from tests.api.conftest import make_registry, make_settings
 
 #: Generous: a loaded CI machine; without the notification these waits would take 30 s.
 PROMPT = 5.0
-
-
-@pytest.fixture
-async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(pg_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_waits_wake_on_the_settle_notification(

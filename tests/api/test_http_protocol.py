@@ -8,12 +8,10 @@ import socket
 import time
 from typing import Any
 
-import uvicorn
-
 from app.api.app import create_app
 from app.api.http_protocol import HTTP_PROTOCOL, HeaderHoldingTransport
 from tests.api.conftest import make_registry, make_settings
-from tests.events.sse import free_port
+from tests.events.sse import serving
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -82,16 +80,8 @@ def _request(port: int, raw: bytes, *, until: bytes, seconds: float = 10.0) -> b
 
 async def test_a_real_server_answers_streams_and_closes_with_it(sqlite_url: str) -> None:
     app = create_app(make_settings(sqlite_url), embedded_worker=False, registry=make_registry())
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=HTTP_PROTOCOL
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.01)
+    async with serving(app, http=HTTP_PROTOCOL) as url:
+        port = int(url.rsplit(":", 1)[1])
         health = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
         answer = await asyncio.to_thread(_request, port, health, until=b"}")
         head, _, body = answer.partition(b"\r\n\r\n")
@@ -105,6 +95,3 @@ async def test_a_real_server_answers_streams_and_closes_with_it(sqlite_url: str)
         # Bad input is still uvicorn's 400, written and closed.
         bad = await asyncio.to_thread(_request, port, b"NOT HTTP\r\n\r\n", until=b"\r\n\r\n")
         assert bad.startswith(b"HTTP/1.1 400")
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)

@@ -47,10 +47,14 @@ def app_with_streams(settings: Settings, **options: Any) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan included) on a free port of 127.0.0.1; yields its base URL."""
+async def serving(app: FastAPI, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan included) on a free port of 127.0.0.1; yields its base URL.
+
+    ``options`` go to `uvicorn.Config` (``http=...``)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,15 +20,6 @@ from tests.api.conftest import make_registry, make_settings
 
 from .helpers import add_thread, event
 from .sse import app_with_streams, serving, stream
-
-
-@pytest.fixture
-async def pg_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(pg_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def rows(engine: AsyncEngine) -> dict[str, float]:
