@@ -8,8 +8,9 @@ open stream) each hold a `ListenerLease` while they need notifications.
 
 A writer whose statement began before the lease's row was committed does not see it and may
 commit after the holder's first look: the holder is told to look again once the row is in and
-again `RECHECK_SECONDS` later, longer than any single event-writing statement takes; after that
-every writer sees the row. Until the row is in, `ready` is false and waiters poll as without a feed.
+again `RECHECK_SECONDS` later, far longer than an event-writing statement usually takes (one that
+takes longer still is found by the waiters' own polling, as a lost notification would be). Until
+the row is in, `ready` is false and waiters poll as they do without a feed.
 """
 
 from __future__ import annotations
